@@ -1,0 +1,167 @@
+//! Command-line definitions (clap derive). Raw values only: answer flags
+//! parse straight into the validated newtypes, and `inputs` layers them
+//! over the saved state and the defaults.
+
+use crate::answers::{
+    AbsPath, BcryptCost, BcryptHash, CaddyVersion, CertDays, DbHost, DbIdent, Email, ExternalUrl,
+    ListenAddr, Port, SystemUser, UpstreamTls, UrlPath, Username,
+};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cellsctl",
+    version,
+    about = "Render a correct, secure Pydio Cells deployment behind Caddy v2, and keep it correct",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// First setup: validate the answers, render every file, write them and save the state.
+    ///
+    /// On a root that already holds a state, behaves like `regenerate` with the given flags.
+    Init(GenerateArgs),
+    /// Load the saved state, apply the answer flags given, re-render and write only what changed.
+    Regenerate(GenerateArgs),
+    /// Read a password from stdin (one line) and print a bcrypt hash Caddy accepts.
+    HashPassword(HashPasswordArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct HashPasswordArgs {
+    /// bcrypt cost, 4 to 20.
+    #[arg(long, value_name = "N", default_value = "14")]
+    pub cost: BcryptCost,
+}
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub answers: AnswerArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct CommonArgs {
+    /// Write every path beneath this directory.
+    #[arg(long, value_name = "DIR", default_value = "/", env = "CELLSCTL_ROOT")]
+    pub root: PathBuf,
+    /// Print the plan and unified diffs (secrets redacted); write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Overwrite hand-edited or unknown files, keeping a backup FILE.cellsctl-bak.TIMESTAMP.
+    #[arg(long)]
+    pub force: bool,
+    /// Never prompt; fail listing every missing answer (the only mode for now).
+    #[arg(long, env = "CELLSCTL_NON_INTERACTIVE")]
+    pub non_interactive: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PublicTlsMode {
+    /// Automatic HTTPS from Let's Encrypt/ZeroSSL.
+    Acme,
+    /// Caddy's own local CA.
+    Internal,
+    /// Your certificate and key files (--public-cert, --public-key).
+    Custom,
+    /// Plain HTTP: the Cells Sync client cannot work.
+    Off,
+}
+
+/// Every answer. None of them uses a clap default: an absent flag falls
+/// back to the saved state, then to the default named in its help.
+#[derive(Args, Debug, Default)]
+pub struct AnswerArgs {
+    /// Public URL of Cells: https://HOST or https://HOST:PORT (http:// only with --public-tls off).
+    #[arg(long, value_name = "URL", env = "CELLSCTL_EXTERNAL_URL")]
+    pub external_url: Option<ExternalUrl>,
+    /// Where Cells listens, IP:PORT [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "HOST:PORT", env = "CELLSCTL_BIND")]
+    pub bind: Option<ListenAddr>,
+    /// How Caddy gets the public certificate [default: acme].
+    #[arg(long, value_name = "MODE", env = "CELLSCTL_PUBLIC_TLS")]
+    pub public_tls: Option<PublicTlsMode>,
+    /// ACME account e-mail (with --public-tls acme).
+    #[arg(long, value_name = "EMAIL", env = "CELLSCTL_ACME_EMAIL")]
+    pub acme_email: Option<Email>,
+    /// Public certificate file (with --public-tls custom).
+    #[arg(long, value_name = "PATH", env = "CELLSCTL_PUBLIC_CERT")]
+    pub public_cert: Option<AbsPath>,
+    /// Public key file (with --public-tls custom).
+    #[arg(long, value_name = "PATH", env = "CELLSCTL_PUBLIC_KEY")]
+    pub public_key: Option<AbsPath>,
+    /// TLS between Caddy and Cells: ca = cellsctl's private CA, verified; skip-verify = Cells' self-signed cert, unverified [default: ca].
+    #[arg(long, value_name = "MODE", env = "CELLSCTL_UPSTREAM_TLS")]
+    pub upstream_tls: Option<UpstreamTls>,
+    /// Lifetime of the Cells certificate in days, 31-3650 [default: 825].
+    #[arg(long, value_name = "N", env = "CELLSCTL_CERT_DAYS")]
+    pub cert_days: Option<CertDays>,
+    /// Serve Prometheus under --prometheus-path behind basic auth [default: off].
+    #[arg(long, env = "CELLSCTL_PROMETHEUS", overrides_with = "no_prometheus")]
+    pub prometheus: bool,
+    /// Turn Prometheus off.
+    #[arg(long, env = "CELLSCTL_NO_PROMETHEUS", overrides_with = "prometheus")]
+    pub no_prometheus: bool,
+    /// Where Prometheus listens, IP:PORT [default: 127.0.0.1:9090].
+    #[arg(long, value_name = "HOST:PORT", env = "CELLSCTL_PROMETHEUS_LISTEN")]
+    pub prometheus_listen: Option<ListenAddr>,
+    /// URL path Caddy serves Prometheus under [default: /prometheus].
+    #[arg(long, value_name = "PATH", env = "CELLSCTL_PROMETHEUS_PATH")]
+    pub prometheus_path: Option<UrlPath>,
+    /// Basic-auth user for Prometheus (required with --prometheus).
+    #[arg(long, value_name = "NAME", env = "CELLSCTL_PROMETHEUS_USER")]
+    pub prometheus_user: Option<Username>,
+    /// File whose first line is the Prometheus password (or env CELLSCTL_PROMETHEUS_PASSWORD).
+    #[arg(long, value_name = "PATH", env = "CELLSCTL_PROMETHEUS_PASSWORD_FILE")]
+    pub prometheus_password_file: Option<PathBuf>,
+    /// A ready bcrypt hash for the Prometheus user, instead of a password.
+    #[arg(long, value_name = "BCRYPT", env = "CELLSCTL_PROMETHEUS_PASSWORD_HASH")]
+    pub prometheus_password_hash: Option<BcryptHash>,
+    /// bcrypt cost for hashing the Prometheus password, 4-20 [default: 14].
+    #[arg(long, value_name = "N", env = "CELLSCTL_BCRYPT_COST")]
+    pub bcrypt_cost: Option<BcryptCost>,
+    /// Targets file Cells writes for Prometheus [default: <cells working dir>/services/pydio.gateway.metrics/prom_clients.json].
+    #[arg(long, value_name = "PATH", env = "CELLSCTL_PROMETHEUS_TARGETS_FILE")]
+    pub prometheus_targets_file: Option<AbsPath>,
+    /// Cells admin login [default: admin].
+    #[arg(long, value_name = "NAME", env = "CELLSCTL_ADMIN_LOGIN")]
+    pub admin_login: Option<Username>,
+    /// File whose first line is the Cells admin password (or env CELLSCTL_ADMIN_PASSWORD).
+    #[arg(long, value_name = "PATH", env = "CELLSCTL_ADMIN_PASSWORD_FILE")]
+    pub admin_password_file: Option<PathBuf>,
+    /// Database host [default: 127.0.0.1].
+    #[arg(long, value_name = "HOST", env = "CELLSCTL_DB_HOST")]
+    pub db_host: Option<DbHost>,
+    /// Database port [default: 3306].
+    #[arg(long, value_name = "PORT", env = "CELLSCTL_DB_PORT")]
+    pub db_port: Option<Port>,
+    /// Database name [default: cells].
+    #[arg(long, value_name = "NAME", env = "CELLSCTL_DB_NAME")]
+    pub db_name: Option<DbIdent>,
+    /// Database user [default: pydio].
+    #[arg(long, value_name = "NAME", env = "CELLSCTL_DB_USER")]
+    pub db_user: Option<DbIdent>,
+    /// File whose first line is the database password (or env CELLSCTL_DB_PASSWORD).
+    #[arg(long, value_name = "PATH", env = "CELLSCTL_DB_PASSWORD_FILE")]
+    pub db_password_file: Option<PathBuf>,
+    /// Path of the Cells binary [default: /opt/pydio/bin/cells].
+    #[arg(long, value_name = "PATH", env = "CELLSCTL_CELLS_BINARY")]
+    pub cells_binary: Option<AbsPath>,
+    /// System user (and group) Cells runs as [default: pydio].
+    #[arg(long, value_name = "NAME", env = "CELLSCTL_CELLS_USER")]
+    pub cells_user: Option<SystemUser>,
+    /// Cells working directory, CELLS_WORKING_DIR [default: /var/cells].
+    #[arg(long, value_name = "PATH", env = "CELLSCTL_CELLS_WORKING_DIR")]
+    pub cells_working_dir: Option<AbsPath>,
+    /// Caddy release to render for, X.Y.Z [default: detected from `caddy version` on PATH].
+    #[arg(long, value_name = "X.Y.Z", env = "CELLSCTL_CADDY_VERSION")]
+    pub caddy_version: Option<CaddyVersion>,
+}

@@ -1,0 +1,307 @@
+//! cellsctl: inputs -> Answers -> Plan -> Apply.
+//!
+//! `run` wires the pipeline: `inputs` layers flags, env and the saved state
+//! into `Answers`; `pki` keeps or issues key material; `render` turns both
+//! into a `Plan`; `apply` writes it below the root; `report` tells the admin.
+
+pub mod answers;
+pub mod apply;
+pub mod cli;
+pub mod error;
+pub mod inputs;
+pub mod pki;
+pub mod plan;
+pub mod render;
+pub mod report;
+pub mod secrets;
+pub mod state;
+
+use crate::answers::UpstreamTls;
+use crate::apply::{sha256_hex, under_root, ApplyOptions};
+use crate::cli::{Cli, Command, GenerateArgs, HashPasswordArgs};
+use crate::error::Error;
+use crate::inputs::SecretEnv;
+use crate::pki::CertAndKey;
+use crate::plan::{Owner, PlannedFile, Visibility};
+use crate::render::{paths, InstallSecrets, RenderInputs};
+use crate::secrets::{SecretRules, SecretSource};
+use crate::state::{FileRecord, State, SCHEMA_VERSION};
+use std::io::{BufRead, Write};
+use std::path::Path;
+use time::OffsetDateTime;
+
+pub use error::Error as CellsctlError;
+
+/// Runs one command. `now` is injected so that certificates and backups are reproducible in tests.
+pub fn run(cli: Cli, now: OffsetDateTime) -> Result<(), Error> {
+    match cli.command {
+        Command::Init(args) => generate(&args, Mode::Init, now),
+        Command::Regenerate(args) => generate(&args, Mode::Regenerate, now),
+        Command::HashPassword(args) => hash_password(&args),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Init,
+    Regenerate,
+}
+
+fn hash_password(args: &HashPasswordArgs) -> Result<(), Error> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| Error::runtime(format!("cannot read the password from stdin: {e}")))?;
+    let password = secrets::strip_one_line(&line);
+    let password = secrets::Secret::for_basic_auth(password)
+        .map_err(|why| Error::usage(format!("stdin: the password {why}")))?;
+    let hash = secrets::bcrypt_hash(password.expose(), args.cost)?;
+    writeln!(std::io::stdout(), "{hash}")
+        .map_err(|e| Error::runtime(format!("cannot write to stdout: {e}")))
+}
+
+fn read_text(path: &Path) -> Result<Option<String>, Error> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("read", path, e)),
+    }
+}
+
+/// Reads a certificate and key pair below the root, if both exist.
+fn read_pair(root: &Path, cert: &str, key: &str) -> Result<Option<CertAndKey>, Error> {
+    match (
+        read_text(&under_root(root, cert))?,
+        read_text(&under_root(root, key))?,
+    ) {
+        (Some(cert_pem), Some(key_pem)) => Ok(Some(CertAndKey { cert_pem, key_pem })),
+        _ => Ok(None),
+    }
+}
+
+/// Whether install.yml is written, and with which secrets.
+enum InstallPlan {
+    Write(InstallSecrets),
+    /// Used and deleted by the admin: never re-created.
+    Consumed,
+}
+
+fn install_plan(
+    root: &Path,
+    args: &GenerateArgs,
+    saved: Option<&State>,
+    secret_env: &SecretEnv,
+) -> Result<InstallPlan, Error> {
+    let admin = SecretSource {
+        file_flag: "--admin-password-file",
+        file: args.answers.admin_password_file.as_deref(),
+        env_var: "CELLSCTL_ADMIN_PASSWORD",
+        env_value: secret_env.admin_password.clone(),
+        rules: SecretRules::Install,
+    };
+    let db = SecretSource {
+        file_flag: "--db-password-file",
+        file: args.answers.db_password_file.as_deref(),
+        env_var: "CELLSCTL_DB_PASSWORD",
+        env_value: secret_env.db_password.clone(),
+        rules: SecretRules::Install,
+    };
+    let (given_admin, given_db) = (admin.read()?, db.read()?);
+    let path = under_root(root, paths::INSTALL_YML);
+    let recorded = saved.is_some_and(|s| s.files.contains_key(paths::INSTALL_YML));
+    match read_text(&path)? {
+        Some(text) => {
+            let existing = render::cells_install::secrets_from_existing(&text);
+            let pick = |given: Option<secrets::Secret>,
+                        from_file: Option<secrets::Secret>,
+                        source: &SecretSource| {
+                given.or(from_file).ok_or_else(|| {
+                    Error::usage(format!(
+                        "{} exists but its passwords cannot be read back; give {}",
+                        path.display(),
+                        source.how()
+                    ))
+                })
+            };
+            let (file_admin, file_db) = match existing {
+                Ok(s) => (Some(s.admin_password), Some(s.db_password)),
+                Err(_) => (None, None),
+            };
+            Ok(InstallPlan::Write(InstallSecrets {
+                admin_password: pick(given_admin, file_admin, &admin)?,
+                db_password: pick(given_db, file_db, &db)?,
+            }))
+        }
+        None if recorded => Ok(InstallPlan::Consumed),
+        None => match (given_admin, given_db) {
+            (Some(admin_password), Some(db_password)) => Ok(InstallPlan::Write(InstallSecrets {
+                admin_password,
+                db_password,
+            })),
+            (a, d) => {
+                let mut missing = Vec::new();
+                if a.is_none() {
+                    missing.push(admin.how());
+                }
+                if d.is_none() {
+                    missing.push(db.how());
+                }
+                Err(Error::usage(format!(
+                    "missing answers (no prompting with --non-interactive or without a terminal):\n  {}",
+                    missing.join("\n  ")
+                )))
+            }
+        },
+    }
+}
+
+fn generate(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), Error> {
+    let root = args.common.root.as_path();
+    if !root.is_dir() {
+        return Err(Error::usage(format!(
+            "--root: {} is not a directory",
+            root.display()
+        )));
+    }
+    let state_path = under_root(root, paths::STATE);
+    let saved = read_text(&state_path)?
+        .map(|text| State::from_yaml(&text, &state_path.display().to_string()))
+        .transpose()?;
+    if mode == Mode::Regenerate && saved.is_none() {
+        return Err(Error::usage(format!(
+            "no saved state at {}: run `cellsctl init` first",
+            state_path.display()
+        )));
+    }
+    let secret_env = SecretEnv::from_process();
+
+    // Missing answers are reported together: collect the install secrets'
+    // complaint after the answers' own.
+    let resolved = inputs::resolve(&args.answers, &secret_env, saved.as_ref());
+    let install = install_plan(root, args, saved.as_ref(), &secret_env);
+    let (resolved, install) = match (resolved, install) {
+        (Ok(r), Ok(i)) => (r, i),
+        (Err(Error::Usage(a)), Err(Error::Usage(b)))
+            if a.starts_with("missing") && b.starts_with("missing") =>
+        {
+            let extra = b.split_once('\n').map(|(_, rest)| rest).unwrap_or("");
+            return Err(Error::Usage(format!("{a}\n{extra}")));
+        }
+        (Err(e), _) | (_, Err(e)) => return Err(e),
+    };
+    let answers = &resolved.answers;
+
+    if answers.prometheus.is_some() {
+        let defaults_path = under_root(root, paths::PROMETHEUS_DEFAULTS);
+        if let Some(text) = read_text(&defaults_path)? {
+            let clash = render::prometheus::conflicting_default_args(&text);
+            if !clash.is_empty() {
+                return Err(Error::usage(format!(
+                    "--prometheus: {} already sets {} in ARGS, and Prometheus refuses a flag given twice; remove {} from ARGS there (cellsctl's drop-in sets {})",
+                    defaults_path.display(),
+                    clash.join(", "),
+                    if clash.len() == 1 { "it" } else { "them" },
+                    render::prometheus::DROPIN_FLAGS.join(", ")
+                )));
+            }
+        }
+    }
+
+    let pki = if answers.upstream_tls == UpstreamTls::Ca {
+        Some(pki::ensure(
+            read_pair(root, paths::CA_CERT, paths::CA_KEY)?,
+            read_pair(root, paths::CELLS_CERT, paths::CELLS_KEY)?,
+            &answers.external_url.host,
+            &pki::wanted_sans(answers),
+            answers.cert_days,
+            now,
+        )?)
+    } else {
+        None
+    };
+    let install_secrets = match &install {
+        InstallPlan::Write(s) => Some(s),
+        InstallPlan::Consumed => None,
+    };
+    let mut plan = render::plan(
+        answers,
+        &RenderInputs {
+            install_secrets,
+            pki: pki.as_ref(),
+        },
+    )?;
+
+    // The state record: every answer plus the hash of each planned file.
+    let mut files: std::collections::BTreeMap<String, FileRecord> = plan
+        .files
+        .iter()
+        .map(|f| {
+            (
+                f.path.clone(),
+                FileRecord {
+                    sha256: sha256_hex(&f.contents),
+                },
+            )
+        })
+        .collect();
+    if let (InstallPlan::Consumed, Some(rec)) = (
+        &install,
+        saved.as_ref().and_then(|s| s.files.get(paths::INSTALL_YML)),
+    ) {
+        files.insert(paths::INSTALL_YML.to_string(), rec.clone());
+    }
+    let state = State {
+        schema_version: SCHEMA_VERSION,
+        answers: answers.clone(),
+        caddy: resolved.caddy.clone(),
+        files,
+    };
+    plan.files.push(PlannedFile {
+        path: paths::STATE.to_string(),
+        contents: state.to_yaml()?.into_bytes(),
+        mode: 0o600,
+        owner: Owner::root(),
+        mode_without_group: None,
+        visibility: Visibility::Public,
+        affects: vec![],
+        is_state: true,
+    });
+
+    let previous = saved.as_ref().map(|s| s.files.clone()).unwrap_or_default();
+    let timestamp = format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    );
+    let report = apply::apply(
+        &plan,
+        &previous,
+        &ApplyOptions {
+            root,
+            dry_run: args.common.dry_run,
+            force: args.common.force,
+            timestamp: &timestamp,
+        },
+    )?;
+
+    let context = report::Context {
+        root,
+        answers,
+        caddy: &resolved.caddy,
+        notes: &resolved.notes,
+        pki: pki.as_ref(),
+        install_written: matches!(install, InstallPlan::Write(_)),
+        install_consumed: matches!(install, InstallPlan::Consumed),
+        dry_run: args.common.dry_run,
+        first_run: saved.is_none(),
+    };
+    let text = report::render(&report, &context);
+    std::io::stdout()
+        .write_all(text.as_bytes())
+        .map_err(|e| Error::runtime(format!("cannot write to stdout: {e}")))
+}

@@ -1,0 +1,55 @@
+//! The Cells systemd unit.
+
+use super::{paths, render_template};
+use crate::answers::{Answers, UpstreamTls};
+use crate::error::Error;
+use serde::Serialize;
+
+#[derive(Serialize)]
+struct Context {
+    binary: String,
+    user: String,
+    working_dir: String,
+    bind_low_port: bool,
+    environment: Vec<(String, String)>,
+}
+
+/// The unit's `Environment=` lines. The site override makes the unit the
+/// living source of truth for bind, URL and certificate; some 4.x releases
+/// read only the names without `SITE_`, so both are set.
+fn environment(a: &Answers) -> Vec<(String, String)> {
+    let mut site = vec![
+        ("BIND", a.bind.to_string()),
+        ("EXTERNAL", a.external_url.to_string()),
+    ];
+    if a.upstream_tls == UpstreamTls::Ca {
+        site.push(("TLS_CERT_FILE", paths::CELLS_CERT.to_string()));
+        site.push(("TLS_KEY_FILE", paths::CELLS_KEY.to_string()));
+    }
+    let mut env = vec![(
+        "CELLS_WORKING_DIR".to_string(),
+        a.cells.working_dir.to_string(),
+    )];
+    env.extend(
+        site.iter()
+            .map(|(k, v)| (format!("CELLS_SITE_{k}"), v.clone())),
+    );
+    env.extend(site.iter().map(|(k, v)| (format!("CELLS_{k}"), v.clone())));
+    if a.prometheus.is_some() {
+        env.push(("CELLS_ENABLE_METRICS".to_string(), "true".to_string()));
+    }
+    env
+}
+
+pub fn render_cells_unit(a: &Answers) -> Result<String, Error> {
+    render_template(
+        "cells.service.j2",
+        Context {
+            binary: a.cells.binary.to_string(),
+            user: a.cells.user.to_string(),
+            working_dir: a.cells.working_dir.to_string(),
+            bind_low_port: a.bind.port() < 1024,
+            environment: environment(a),
+        },
+    )
+}

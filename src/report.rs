@@ -1,0 +1,172 @@
+//! What the admin reads after a run: each file's action, the diffs in a dry
+//! run, the services to reload or restart in order, and the next steps for
+//! this host. Secrets never reach this text: diffs are redacted by `apply`.
+
+use crate::answers::{Answers, Host};
+use crate::apply::{under_root, Action, Report};
+use crate::pki::Pki;
+use crate::plan::Service;
+use crate::render::paths;
+use crate::state::CaddyTarget;
+use std::fmt::Write;
+use std::path::Path;
+
+pub struct Context<'a> {
+    pub root: &'a Path,
+    pub answers: &'a Answers,
+    pub caddy: &'a CaddyTarget,
+    pub notes: &'a [String],
+    pub pki: Option<&'a Pki>,
+    pub install_written: bool,
+    pub install_consumed: bool,
+    pub dry_run: bool,
+    pub first_run: bool,
+}
+
+fn user_exists(name: &str) -> bool {
+    matches!(nix::unistd::User::from_name(name), Ok(Some(_)))
+}
+
+pub fn render(report: &Report, ctx: &Context) -> String {
+    let mut out = String::new();
+    let caddy_source = match ctx.caddy {
+        CaddyTarget::Flag { .. } => "from --caddy-version".to_string(),
+        CaddyTarget::Detected { binary, .. } => format!("detected from {}", binary.path),
+    };
+    let _ = writeln!(
+        out,
+        "Rendering for Caddy {} ({caddy_source}).",
+        ctx.answers.caddy_version
+    );
+    for note in ctx.notes {
+        let _ = writeln!(out, "Note: {note}");
+    }
+    if let Some(pki) = ctx.pki {
+        if pki.ca_issued {
+            let _ = writeln!(out, "Issued a private CA ({}).", paths::CA_CERT);
+        }
+        if let Some(why) = &pki.leaf_issued {
+            let _ = writeln!(
+                out,
+                "Issued the Cells certificate ({why}): valid {} days.",
+                ctx.answers.cert_days
+            );
+        }
+    }
+    if ctx.install_consumed {
+        let _ = writeln!(
+            out,
+            "{} was used and deleted: not re-created (Cells reads it once; the site now lives in the cells.service unit).",
+            paths::INSTALL_YML
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{}",
+        if ctx.dry_run {
+            "Plan (dry run, nothing written):"
+        } else {
+            "Files:"
+        }
+    );
+    for e in &report.entries {
+        if e.is_state && e.action == Action::Unchanged {
+            continue;
+        }
+        let mut line = format!(
+            "  {:<16} {} ({:04o})",
+            e.action.label(),
+            under_root(ctx.root, &e.path).display(),
+            e.mode
+        );
+        if let Action::ReplaceDefault { package } = &e.action {
+            let _ = write!(line, ": the untouched default from {package}");
+        }
+        if let Some(b) = &e.backup {
+            let _ = write!(line, ", backup: {b}");
+        }
+        let _ = writeln!(out, "{line}");
+    }
+    if ctx.dry_run {
+        for e in report.entries.iter().filter(|e| !e.diff.is_empty()) {
+            out.push('\n');
+            out.push_str(&e.diff);
+        }
+    }
+
+    let services = report.services();
+    let changed = !report.changed_paths().is_empty();
+    if !changed {
+        let _ = writeln!(out, "Nothing to change.");
+    }
+    if ctx.dry_run {
+        return out;
+    }
+
+    let mut steps: Vec<String> = Vec::new();
+    let a = ctx.answers;
+    let user = a.cells.user.to_string();
+    let wd = a.cells.working_dir.to_string();
+    if !user_exists(&user) {
+        steps.push(format!(
+            "Create the Cells system user and group, and give it its working dir:\n     useradd --system --user-group --home-dir {wd} --shell /usr/sbin/nologin {user}\n     chown {user}:{user} {wd}\n     cellsctl regenerate   # hands install.yml and cells.key to {user}"
+        ));
+    }
+    if ctx.install_written {
+        let db = &a.database;
+        let client_host = match &db.host.0 {
+            Host::Dns(d) if d == "localhost" => "localhost".to_string(),
+            Host::Ip(ip) if ip.is_loopback() => "localhost".to_string(),
+            _ => "%".to_string(),
+        };
+        steps.push(format!(
+            "Create the database and its user in MariaDB/MySQL (type the database password where shown):\n     mysql -u root -p <<'SQL'\n     CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;\n     CREATE USER IF NOT EXISTS '{dbuser}'@'{client_host}' IDENTIFIED BY 'TYPE-THE-DB-PASSWORD-HERE';\n     GRANT ALL PRIVILEGES ON `{name}`.* TO '{dbuser}'@'{client_host}';\n     FLUSH PRIVILEGES;\n     SQL",
+            name = db.name,
+            dbuser = db.user,
+        ));
+        steps.push(format!(
+            "Install Cells from the answers file, as {user} with CELLS_WORKING_DIR set (otherwise Cells installs into the user's home):\n     sudo -u {user} env CELLS_WORKING_DIR={wd} {bin} configure --yaml {install}",
+            bin = a.cells.binary,
+            install = paths::INSTALL_YML
+        ));
+        steps.push(format!(
+            "Delete the answers file, which holds the admin and database passwords:\n     rm {}",
+            paths::INSTALL_YML
+        ));
+    }
+    let mut commands: Vec<String> = Vec::new();
+    if ctx.first_run {
+        commands.push("systemctl daemon-reload".into());
+        commands.push("systemctl enable --now cells".into());
+        commands.push("systemctl reload caddy".into());
+        if a.prometheus.is_some() {
+            commands.push("systemctl restart prometheus".into());
+        }
+    } else if !services.is_empty() {
+        commands.extend(services.iter().map(|s: &Service| s.command().to_string()));
+    }
+    if !commands.is_empty() {
+        let verb = if ctx.first_run {
+            "Start the services, in this order"
+        } else {
+            "Apply the change, in this order"
+        };
+        steps.push(format!("{verb}:\n     {}", commands.join("\n     ")));
+    }
+    if ctx.root != Path::new("/") && !steps.is_empty() {
+        steps.insert(
+            0,
+            format!(
+                "The files were written below {}; copy them into place on the server first (the paths below are where they belong).",
+                ctx.root.display()
+            ),
+        );
+    }
+    if !steps.is_empty() {
+        let _ = writeln!(out, "\nNext steps:");
+        for (i, s) in steps.iter().enumerate() {
+            let _ = writeln!(out, "  {}. {s}", i + 1);
+        }
+    }
+    out
+}
