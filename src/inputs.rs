@@ -332,7 +332,8 @@ fn stat(path: &Path) -> Option<BinaryStat> {
     Some(BinaryStat {
         path: path.display().to_string(),
         size: m.len(),
-        mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+        mtime_secs: m.mtime(),
+        mtime_nanos: m.mtime_nsec(),
     })
 }
 

@@ -128,9 +128,11 @@ fn install_plan(
                 Ok(s) => (Some(s.admin_password), Some(s.db_password)),
                 Err(_) => (None, None),
             };
+            let replaced = file_admin.iter().chain(file_db.iter()).cloned().collect();
             Ok(InstallPlan::Write(InstallSecrets {
                 admin_password: pick(given_admin, file_admin, &admin)?,
                 db_password: pick(given_db, file_db, &db)?,
+                replaced,
             }))
         }
         None if recorded => Ok(InstallPlan::Consumed),
@@ -138,6 +140,7 @@ fn install_plan(
             (Some(admin_password), Some(db_password)) => Ok(InstallPlan::Write(InstallSecrets {
                 admin_password,
                 db_password,
+                replaced: Vec::new(),
             })),
             (a, d) => {
                 let mut missing = Vec::new();

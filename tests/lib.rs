@@ -1,0 +1,11 @@
+//! The one integration test binary (one link step). A module per area.
+
+mod common;
+
+mod cli_errors;
+mod live;
+mod regenerate;
+mod render;
+mod safety;
+mod secrets;
+mod validators;
