@@ -175,13 +175,13 @@ fn shown(text: &str, visibility: &Visibility) -> String {
             .fold(text.to_string(), |acc, s| {
                 acc.replace(s.as_str(), "<redacted>")
             }),
-        Visibility::Hidden => String::new(),
+        Visibility::NotShown(_) => String::new(),
     }
 }
 
 fn diff_text(path: &str, old: Option<&[u8]>, new: &[u8], visibility: &Visibility) -> String {
-    if *visibility == Visibility::Hidden {
-        return format!("  ({path}: private key, contents not shown)\n");
+    if let Visibility::NotShown(what) = visibility {
+        return format!("  ({path}: {what}, contents not shown)\n");
     }
     let old_text = old
         .map(|b| shown(&String::from_utf8_lossy(b), visibility))

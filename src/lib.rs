@@ -161,6 +161,10 @@ fn install_plan(
 
 fn generate(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), Error> {
     let root = args.common.root.as_path();
+    if !root.exists() && !args.common.dry_run {
+        std::fs::create_dir_all(root)
+            .map_err(|e| Error::io("create the --root directory", root, e))?;
+    }
     if !root.is_dir() {
         return Err(Error::usage(format!(
             "--root: {} is not a directory",

@@ -46,8 +46,8 @@ pub enum Visibility {
     Public,
     /// Shown with each of these strings replaced by `<redacted>`.
     Redacted(Vec<String>),
-    /// Never shown (private keys).
-    Hidden,
+    /// Never shown, only named: private keys (secret), certificates (noise).
+    NotShown(&'static str),
 }
 
 /// One file cellsctl wants on disk.

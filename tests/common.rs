@@ -34,9 +34,14 @@ impl Deployment {
             root: tempfile::tempdir().expect("temp root"),
             secrets: tempfile::tempdir().expect("temp secrets dir"),
         };
-        std::fs::write(d.secrets.path().join("admin"), format!("{ADMIN_PASSWORD}\n")).expect("write secret");
+        std::fs::write(
+            d.secrets.path().join("admin"),
+            format!("{ADMIN_PASSWORD}\n"),
+        )
+        .expect("write secret");
         std::fs::write(d.secrets.path().join("db"), DB_PASSWORD).expect("write secret");
-        std::fs::write(d.secrets.path().join("prom"), format!("{PROM_PASSWORD}\n")).expect("write secret");
+        std::fs::write(d.secrets.path().join("prom"), format!("{PROM_PASSWORD}\n"))
+            .expect("write secret");
         d
     }
 
@@ -60,7 +65,11 @@ impl Deployment {
     /// `cellsctl SUBCOMMAND --root ROOT --non-interactive ARGS...`
     pub fn cmd(&self, subcommand: &str, args: &[&str]) -> Command {
         let mut cmd = cellsctl();
-        cmd.arg(subcommand).arg("--root").arg(self.root()).arg("--non-interactive").args(args);
+        cmd.arg(subcommand)
+            .arg("--root")
+            .arg(self.root())
+            .arg("--non-interactive")
+            .args(args);
         cmd
     }
 
@@ -85,7 +94,14 @@ impl Deployment {
     pub fn mtimes(&self) -> BTreeMap<PathBuf, std::time::SystemTime> {
         self.snapshot()
             .keys()
-            .map(|p| (p.clone(), std::fs::metadata(p).and_then(|m| m.modified()).expect("mtime")))
+            .map(|p| {
+                (
+                    p.clone(),
+                    std::fs::metadata(p)
+                        .and_then(|m| m.modified())
+                        .expect("mtime"),
+                )
+            })
             .collect()
     }
 }
@@ -93,13 +109,19 @@ impl Deployment {
 /// The flags of Pydio's tutorial scenario, for a given Caddy version.
 pub fn tutorial_args(d: &Deployment, caddy_version: &str) -> Vec<String> {
     [
-        "--external-url", "https://cells.example.com",
-        "--bind", "0.0.0.0:8080",
-        "--acme-email", "tls@example.com",
+        "--external-url",
+        "https://cells.example.com",
+        "--bind",
+        "0.0.0.0:8080",
+        "--acme-email",
+        "tls@example.com",
         "--prometheus",
-        "--prometheus-user", "sysadminUser",
-        "--prometheus-password-hash", PROM_HASH,
-        "--caddy-version", caddy_version,
+        "--prometheus-user",
+        "sysadminUser",
+        "--prometheus-password-hash",
+        PROM_HASH,
+        "--caddy-version",
+        caddy_version,
     ]
     .iter()
     .map(|s| s.to_string())
@@ -116,7 +138,11 @@ pub fn run_ok(cmd: &mut Command) -> String {
     let out = cmd.output().expect("run cellsctl");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(out.status.success(), "cellsctl failed ({:?}):\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
+    assert!(
+        out.status.success(),
+        "cellsctl failed ({:?}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
     stdout
 }
 
@@ -134,13 +160,18 @@ pub fn require_tool(name: &str, path: Option<PathBuf>) -> Option<PathBuf> {
 
 pub fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
 /// The Caddy binaries we test against: (expected version, path).
 pub fn caddy_binaries() -> Vec<(&'static str, PathBuf)> {
     let mut out = Vec::new();
-    if let Some(p) = require_tool("caddy (Debian 2.6.2)", Some(PathBuf::from("/usr/bin/caddy"))) {
+    if let Some(p) = require_tool(
+        "caddy (Debian 2.6.2)",
+        Some(PathBuf::from("/usr/bin/caddy")),
+    ) {
         out.push(("2.6.2", p));
     }
     let venv = std::env::var_os("CELLSCTL_TEST_CADDY_NEW")
@@ -150,9 +181,16 @@ pub fn caddy_binaries() -> Vec<(&'static str, PathBuf)> {
         out.push(("2.11.7", p));
     }
     for (want, path) in &out {
-        let v = std::process::Command::new(path).arg("version").output().expect("caddy version");
+        let v = std::process::Command::new(path)
+            .arg("version")
+            .output()
+            .expect("caddy version");
         let text = String::from_utf8_lossy(&v.stdout);
-        assert!(text.trim_start_matches('v').starts_with(want), "{} is {text}, expected {want}", path.display());
+        assert!(
+            text.trim_start_matches('v').starts_with(want),
+            "{} is {text}, expected {want}",
+            path.display()
+        );
     }
     out
 }
@@ -160,8 +198,10 @@ pub fn caddy_binaries() -> Vec<(&'static str, PathBuf)> {
 /// The rendered Caddyfile with deployment paths moved below the root, so a
 /// real Caddy can read the files it names.
 pub fn caddyfile_below_root(d: &Deployment) -> String {
-    d.read("/etc/caddy/Caddyfile")
-        .replace(" /etc/cellsctl/", &format!(" {}/etc/cellsctl/", d.root().display()))
+    d.read("/etc/caddy/Caddyfile").replace(
+        " /etc/cellsctl/",
+        &format!(" {}/etc/cellsctl/", d.root().display()),
+    )
 }
 
 /// Kills the child when dropped, so a failing test leaves no process behind.
@@ -176,5 +216,8 @@ impl Drop for Child {
 
 /// A free loopback TCP port (bound then released).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
 }

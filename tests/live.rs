@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 /// Adds the test-only global options: admin port, HTTP port, no trust-store install.
 fn for_test_machine(caddyfile: &str, admin_port: u16, http_port: u16) -> String {
-    let options = format!("\tadmin localhost:{admin_port}\n\thttp_port {http_port}\n\tskip_install_trust\n");
+    let options =
+        format!("\tadmin localhost:{admin_port}\n\thttp_port {http_port}\n\tskip_install_trust\n");
     let mut lines: Vec<String> = caddyfile.lines().map(String::from).collect();
     match lines.iter().position(|l| l == "{") {
         Some(i) => lines.insert(i + 1, options.trim_end().to_string()),
@@ -21,11 +22,19 @@ fn for_test_machine(caddyfile: &str, admin_port: u16, http_port: u16) -> String 
 /// `curl` status code for a URL on the loopback site.
 fn status(curl: &Path, ca: &Path, site_port: u16, url: &str, auth: Option<&str>) -> String {
     let mut cmd = Command::new(curl);
-    cmd.args(["-sS", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", "--max-time", "5"])
-        .arg("--resolve")
-        .arg(format!("cells.localhost:{site_port}:127.0.0.1"))
-        .arg("--cacert")
-        .arg(ca);
+    cmd.args([
+        "-sS",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{redirect_url}",
+        "--max-time",
+        "5",
+    ])
+    .arg("--resolve")
+    .arg(format!("cells.localhost:{site_port}:127.0.0.1"))
+    .arg("--cacert")
+    .arg(ca);
     if let Some(a) = auth {
         cmd.arg("-u").arg(a);
     }
@@ -50,27 +59,49 @@ fn wait_for(what: &str, mut ready: impl FnMut() -> bool, child: &mut Child) {
 #[test]
 fn prometheus_behind_real_caddy_needs_the_password() {
     let caddies = caddy_binaries();
-    let Some(curl) = require_tool("curl", None) else { return };
-    let Some(prometheus) = require_tool("prometheus", Some("/usr/bin/prometheus".into())) else { return };
+    let Some(curl) = require_tool("curl", None) else {
+        return;
+    };
+    let Some(prometheus) = require_tool("prometheus", Some("/usr/bin/prometheus".into())) else {
+        return;
+    };
     for (version, caddy) in caddies {
         let d = Deployment::new();
-        let (site, http, admin, prom, cells) = (free_port(), free_port(), free_port(), free_port(), free_port());
+        let (site, http, admin, prom, cells) = (
+            free_port(),
+            free_port(),
+            free_port(),
+            free_port(),
+            free_port(),
+        );
         let url = format!("https://cells.localhost:{site}");
         let args = [
-            "--external-url", &url,
-            "--bind", &format!("127.0.0.1:{cells}"),
-            "--public-tls", "internal",
+            "--external-url",
+            &url,
+            "--bind",
+            &format!("127.0.0.1:{cells}"),
+            "--public-tls",
+            "internal",
             "--prometheus",
-            "--prometheus-listen", &format!("127.0.0.1:{prom}"),
-            "--prometheus-user", "sysadminUser",
-            "--bcrypt-cost", "4",
-            "--caddy-version", version,
-            "--admin-password-file", &d.secret_file("admin"),
-            "--db-password-file", &d.secret_file("db"),
+            "--prometheus-listen",
+            &format!("127.0.0.1:{prom}"),
+            "--prometheus-user",
+            "sysadminUser",
+            "--bcrypt-cost",
+            "4",
+            "--caddy-version",
+            version,
+            "--admin-password-file",
+            &d.secret_file("admin"),
+            "--db-password-file",
+            &d.secret_file("db"),
         ]
         .map(String::from);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        run_ok(d.cmd("init", &args).env("CELLSCTL_PROMETHEUS_PASSWORD", PROM_PASSWORD));
+        run_ok(
+            d.cmd("init", &args)
+                .env("CELLSCTL_PROMETHEUS_PASSWORD", PROM_PASSWORD),
+        );
 
         // Prometheus with exactly the drop-in's flags (config path below the root, temp storage).
         let dropin = d.read("/etc/systemd/system/prometheus.service.d/cellsctl.conf");
@@ -84,19 +115,42 @@ fn prometheus_behind_real_caddy_needs_the_password() {
         let tsdb = tempfile::tempdir().expect("tsdb");
         let flags: Vec<String> = words
             .filter(|w| *w != "$ARGS")
-            .map(|w| w.replace("=/etc/prometheus/", &format!("={}/etc/prometheus/", d.root().display())))
+            .map(|w| {
+                w.replace(
+                    "=/etc/prometheus/",
+                    &format!("={}/etc/prometheus/", d.root().display()),
+                )
+            })
             .chain([format!("--storage.tsdb.path={}", tsdb.path().display())])
             .collect();
         let mut prom_proc = Child(
-            Command::new(&prometheus).args(&flags).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start prometheus"),
+            Command::new(&prometheus)
+                .args(&flags)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start prometheus"),
         );
         let ready_url = format!("http://127.0.0.1:{prom}/prometheus/-/ready");
-        wait_for("prometheus", || Command::new(&curl).args(["-fsS", "-o", "/dev/null", &ready_url]).status().is_ok_and(|s| s.success()), &mut prom_proc);
+        wait_for(
+            "prometheus",
+            || {
+                Command::new(&curl)
+                    .args(["-fsS", "-o", "/dev/null", &ready_url])
+                    .status()
+                    .is_ok_and(|s| s.success())
+            },
+            &mut prom_proc,
+        );
 
         // Caddy with the rendered Caddyfile, changed only where a temp root and a shared machine need it.
         let xdg = tempfile::tempdir().expect("xdg");
         let file = d.root().join("Caddyfile.live");
-        std::fs::write(&file, for_test_machine(&caddyfile_below_root(&d), admin, http)).expect("write");
+        std::fs::write(
+            &file,
+            for_test_machine(&caddyfile_below_root(&d), admin, http),
+        )
+        .expect("write");
         let mut caddy_proc = Child(
             Command::new(&caddy)
                 .args(["run", "--adapter", "caddyfile", "--config"])
@@ -118,17 +172,49 @@ fn prometheus_behind_real_caddy_needs_the_password() {
         );
 
         let what = format!("Caddy {version}");
-        assert!(status(&curl, &ca, site, &format!("{url}/prometheus/"), None).starts_with("401"), "{what}: /prometheus/ open without credentials");
-        assert!(status(&curl, &ca, site, &ready, Some("sysadminUser:wrong")).starts_with("401"), "{what}: wrong password accepted");
-        assert!(status(&curl, &ca, site, &ready, Some(&format!("sysadmin:{PROM_PASSWORD}"))).starts_with("401"), "{what}: wrong user accepted");
+        assert!(
+            status(&curl, &ca, site, &format!("{url}/prometheus/"), None).starts_with("401"),
+            "{what}: /prometheus/ open without credentials"
+        );
+        assert!(
+            status(&curl, &ca, site, &ready, Some("sysadminUser:wrong")).starts_with("401"),
+            "{what}: wrong password accepted"
+        );
+        assert!(
+            status(
+                &curl,
+                &ca,
+                site,
+                &ready,
+                Some(&format!("sysadmin:{PROM_PASSWORD}"))
+            )
+            .starts_with("401"),
+            "{what}: wrong user accepted"
+        );
         let good = format!("sysadminUser:{PROM_PASSWORD}");
-        assert_eq!(status(&curl, &ca, site, &ready, Some(&good)), "200", "{what}: right password refused");
+        assert_eq!(
+            status(&curl, &ca, site, &ready, Some(&good)),
+            "200",
+            "{what}: right password refused"
+        );
         let root = status(&curl, &ca, site, &format!("{url}/prometheus/"), Some(&good));
-        assert!(root.starts_with("302"), "{what}: /prometheus/ with credentials: {root}");
+        assert!(
+            root.starts_with("302"),
+            "{what}: /prometheus/ with credentials: {root}"
+        );
         // /prometheusX is not Prometheus: it goes to Cells (not running here: 502), not to basic auth.
-        assert!(status(&curl, &ca, site, &format!("{url}/prometheusX"), None).starts_with("502"), "{what}: matcher too wide");
+        assert!(
+            status(&curl, &ca, site, &format!("{url}/prometheusX"), None).starts_with("502"),
+            "{what}: matcher too wide"
+        );
         // Port 80 (here: the test's http_port) redirects to HTTPS, keeping the port.
-        let redirect = status(&curl, &ca, site, &format!("http://cells.localhost:{http}/x"), None);
+        let redirect = status(
+            &curl,
+            &ca,
+            site,
+            &format!("http://cells.localhost:{http}/x"),
+            None,
+        );
         assert_eq!(redirect, format!("308 {url}/x"), "{what}: HTTP redirect");
         drop(caddy_proc);
         drop(prom_proc);

@@ -4,7 +4,10 @@ use crate::common::*;
 
 fn assert_no_secret(what: &str, text: &str, secrets: &[&str]) {
     for s in secrets {
-        assert!(!text.contains(s), "{what} contains the secret {s:?}:\n{text}");
+        assert!(
+            !text.contains(s),
+            "{what} contains the secret {s:?}:\n{text}"
+        );
     }
 }
 
@@ -13,10 +16,15 @@ fn secrets_never_leak() {
     let d = Deployment::new();
     let secrets = [ADMIN_PASSWORD, DB_PASSWORD, PROM_PASSWORD];
     let base = [
-        "--external-url", "https://cells.example.com",
-        "--prometheus", "--prometheus-user", "sysadminUser",
-        "--bcrypt-cost", "4",
-        "--caddy-version", "2.11.7",
+        "--external-url",
+        "https://cells.example.com",
+        "--prometheus",
+        "--prometheus-user",
+        "sysadminUser",
+        "--bcrypt-cost",
+        "4",
+        "--caddy-version",
+        "2.11.7",
     ];
     let env = |cmd: &mut assert_cmd::Command| {
         cmd.env("CELLSCTL_ADMIN_PASSWORD", ADMIN_PASSWORD)
@@ -29,7 +37,11 @@ fn secrets_never_leak() {
         let mut cmd = d.cmd("init", &args);
         env(&mut cmd);
         let out = cmd.output().expect("run");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert_no_secret("stdout", &stdout, &secrets);
         if extra == ["--dry-run"] {
@@ -50,12 +62,18 @@ fn secrets_never_leak() {
     // (That the hash verifies the password is proven by a real Caddy in live.rs.)
 
     // A dry-run URL change shows the install.yml diff with secrets redacted.
-    let mut cmd = d.cmd("regenerate", &["--external-url", "https://files.example.org", "--dry-run"]);
+    let mut cmd = d.cmd(
+        "regenerate",
+        &["--external-url", "https://files.example.org", "--dry-run"],
+    );
     env(&mut cmd);
     let out = cmd.output().expect("run");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    assert!(stdout.contains("+  reverseproxyurl: https://files.example.org"), "{stdout}");
+    assert!(
+        stdout.contains("+  reverseproxyurl: https://files.example.org"),
+        "{stdout}"
+    );
     assert_no_secret("dry-run diff", &stdout, &secrets);
     // Same password again: same hash kept, the Caddyfile does not change.
     let mut cmd = d.cmd("regenerate", &[]);
@@ -75,6 +93,10 @@ fn hash_password_prints_a_hash_caddy_accepts() {
     let hash = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(hash.starts_with("$2b$04$") && hash.len() == 60, "{hash}");
     assert!(!String::from_utf8_lossy(&out.stderr).contains(PROM_PASSWORD));
-    let out = cellsctl().args(["hash-password"]).write_stdin("").output().expect("run");
+    let out = cellsctl()
+        .args(["hash-password"])
+        .write_stdin("")
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(2));
 }

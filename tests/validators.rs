@@ -15,7 +15,11 @@ fn combos() -> Vec<Combo> {
     for public_tls in ["acme", "internal", "custom", "off"] {
         for upstream_tls in ["ca", "skip-verify"] {
             for prometheus in [true, false] {
-                out.push(Combo { public_tls, upstream_tls, prometheus });
+                out.push(Combo {
+                    public_tls,
+                    upstream_tls,
+                    prometheus,
+                });
             }
         }
     }
@@ -25,30 +29,45 @@ fn combos() -> Vec<Combo> {
 /// Renders one combination for one Caddy version; returns the deployment and the custom cert dir.
 fn render_combo(c: &Combo, version: &str) -> Deployment {
     let d = Deployment::new();
-    let url = if c.public_tls == "off" { "http://cells.example.com" } else { "https://cells.example.com" };
+    let url = if c.public_tls == "off" {
+        "http://cells.example.com"
+    } else {
+        "https://cells.example.com"
+    };
     let mut args: Vec<String> = vec![
-        "--external-url".into(), url.into(),
-        "--bind".into(), "0.0.0.0:8080".into(),
-        "--public-tls".into(), c.public_tls.into(),
-        "--upstream-tls".into(), c.upstream_tls.into(),
-        "--caddy-version".into(), version.into(),
-        "--admin-password-file".into(), d.secret_file("admin"),
-        "--db-password-file".into(), d.secret_file("db"),
+        "--external-url".into(),
+        url.into(),
+        "--bind".into(),
+        "0.0.0.0:8080".into(),
+        "--public-tls".into(),
+        c.public_tls.into(),
+        "--upstream-tls".into(),
+        c.upstream_tls.into(),
+        "--caddy-version".into(),
+        version.into(),
+        "--admin-password-file".into(),
+        d.secret_file("admin"),
+        "--db-password-file".into(),
+        d.secret_file("db"),
     ];
     if c.public_tls == "acme" {
         args.extend(["--acme-email".into(), "tls@example.com".into()]);
     }
     if c.public_tls == "custom" {
         args.extend([
-            "--public-cert".into(), "/etc/ssl/cells/fullchain.pem".into(),
-            "--public-key".into(), "/etc/ssl/cells/privkey.pem".into(),
+            "--public-cert".into(),
+            "/etc/ssl/cells/fullchain.pem".into(),
+            "--public-key".into(),
+            "/etc/ssl/cells/privkey.pem".into(),
         ]);
     }
     if c.prometheus {
         args.extend([
             "--prometheus".into(),
-            "--prometheus-user".into(), "sysadminUser".into(),
-            "--prometheus-password-hash".into(), PROM_HASH.into(),
+            "--prometheus-user".into(),
+            "sysadminUser".into(),
+            "--prometheus-password-hash".into(),
+            PROM_HASH.into(),
         ]);
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -61,28 +80,53 @@ fn make_custom_cert(d: &Deployment, openssl: &std::path::Path) {
     let dir = d.path("/etc/ssl/cells");
     std::fs::create_dir_all(&dir).expect("mkdir");
     let status = Command::new(openssl)
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=cells.example.com"])
-        .arg("-keyout").arg(dir.join("privkey.pem"))
-        .arg("-out").arg(dir.join("fullchain.pem"))
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=cells.example.com",
+        ])
+        .arg("-keyout")
+        .arg(dir.join("privkey.pem"))
+        .arg("-out")
+        .arg(dir.join("fullchain.pem"))
         .output()
         .expect("openssl req");
-    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
 }
 
 #[test]
 fn caddy_validates_every_combination_without_warnings() {
     let caddies = caddy_binaries();
-    let Some(openssl) = require_tool("openssl", None) else { return };
+    let Some(openssl) = require_tool("openssl", None) else {
+        return;
+    };
     let mut checked = 0;
     for (version, caddy) in &caddies {
         for c in combos() {
             let d = render_combo(&c, version);
-            let what = format!("Caddy {version}, public-tls {}, upstream-tls {}, prometheus {}", c.public_tls, c.upstream_tls, c.prometheus);
+            let what = format!(
+                "Caddy {version}, public-tls {}, upstream-tls {}, prometheus {}",
+                c.public_tls, c.upstream_tls, c.prometheus
+            );
             if c.public_tls == "custom" {
                 make_custom_cert(&d, &openssl);
             }
-            let text = caddyfile_below_root(&d)
-                .replace(" /etc/ssl/cells/", &format!(" {}/etc/ssl/cells/", d.root().display()));
+            let text = caddyfile_below_root(&d).replace(
+                " /etc/ssl/cells/",
+                &format!(" {}/etc/ssl/cells/", d.root().display()),
+            );
             let file = d.root().join("Caddyfile.test");
             std::fs::write(&file, &text).expect("write");
             let xdg = tempfile::tempdir().expect("xdg");
@@ -95,7 +139,10 @@ fn caddy_validates_every_combination_without_warnings() {
                 .output()
                 .expect("caddy validate");
             let stderr = String::from_utf8_lossy(&out.stderr);
-            assert!(out.status.success(), "{what}: caddy validate failed:\n{stderr}\n{text}");
+            assert!(
+                out.status.success(),
+                "{what}: caddy validate failed:\n{stderr}\n{text}"
+            );
             let warnings: Vec<&str> = stderr
                 .lines()
                 .filter(|l| l.contains("\"level\":\"warn") || l.contains("\"level\":\"error"))
@@ -103,23 +150,41 @@ fn caddy_validates_every_combination_without_warnings() {
             if c.public_tls == "off" {
                 // Caddy itself warns about a plain-HTTP site (the README says so); nothing else.
                 assert!(
-                    warnings.iter().all(|w| w.contains("HTTP port") || w.contains("automatic HTTPS")),
-                    "{what}: unexpected warnings:\n{}", warnings.join("\n")
+                    warnings
+                        .iter()
+                        .all(|w| w.contains("HTTP port") || w.contains("automatic HTTPS")),
+                    "{what}: unexpected warnings:\n{}",
+                    warnings.join("\n")
                 );
             } else if c.public_tls == "custom" {
                 // Caddy 2.6 warns when the admin's own certificate names no OCSP
                 // responder (a property of that certificate; the README says so).
                 assert!(
-                    warnings.iter().all(|w| w.contains("\"msg\":\"stapling OCSP\"") && *version == "2.6.2"),
-                    "{what}: unexpected warnings:\n{}", warnings.join("\n")
+                    warnings
+                        .iter()
+                        .all(|w| w.contains("\"msg\":\"stapling OCSP\"") && *version == "2.6.2"),
+                    "{what}: unexpected warnings:\n{}",
+                    warnings.join("\n")
                 );
             } else {
-                assert!(warnings.is_empty(), "{what}: warnings:\n{}\n{text}", warnings.join("\n"));
+                assert!(
+                    warnings.is_empty(),
+                    "{what}: warnings:\n{}\n{text}",
+                    warnings.join("\n")
+                );
             }
             // caddy fmt would change nothing (2.6.2's --diff always exits 0: compare output).
-            let fmt = Command::new(caddy).arg("fmt").arg(&file).output().expect("caddy fmt");
+            let fmt = Command::new(caddy)
+                .arg("fmt")
+                .arg(&file)
+                .output()
+                .expect("caddy fmt");
             assert!(fmt.status.success(), "{what}: caddy fmt failed");
-            assert_eq!(String::from_utf8_lossy(&fmt.stdout), text, "{what}: not caddy-fmt clean");
+            assert_eq!(
+                String::from_utf8_lossy(&fmt.stdout),
+                text,
+                "{what}: not caddy-fmt clean"
+            );
             checked += 1;
         }
     }
@@ -140,27 +205,58 @@ fn caddy_adapt_shows_the_intended_routes() {
             .arg(&file)
             .output()
             .expect("caddy adapt");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let json = String::from_utf8_lossy(&out.stdout);
         // One site, the Prometheus matcher exact, basic auth with our user and hash,
         // HTTP/2-capable TLS transport to Cells (never forced to HTTP/1.1).
-        assert!(json.contains(r#""host":["cells.example.com"]"#), "{version}: {json}");
-        assert!(json.contains(r#""path":["/prometheus","/prometheus/*"]"#), "{version}: {json}");
-        assert!(json.contains(r#""username":"sysadminUser""#), "{version}: {json}");
+        assert!(
+            json.contains(r#""host":["cells.example.com"]"#),
+            "{version}: {json}"
+        );
+        assert!(
+            json.contains(r#""path":["/prometheus","/prometheus/*"]"#),
+            "{version}: {json}"
+        );
+        assert!(
+            json.contains(r#""username":"sysadminUser""#),
+            "{version}: {json}"
+        );
         assert!(json.contains(PROM_HASH), "{version}: hash missing");
-        assert!(json.contains(r#""dial":"127.0.0.1:8080""#), "{version}: {json}");
-        assert!(json.contains(r#""dial":"127.0.0.1:9090""#), "{version}: {json}");
-        assert!(!json.contains(r#""versions""#), "{version}: HTTP versions must not be forced");
-        assert!(!json.contains("insecure_skip_verify"), "{version}: ca mode verifies Cells");
+        assert!(
+            json.contains(r#""dial":"127.0.0.1:8080""#),
+            "{version}: {json}"
+        );
+        assert!(
+            json.contains(r#""dial":"127.0.0.1:9090""#),
+            "{version}: {json}"
+        );
+        assert!(
+            !json.contains(r#""versions""#),
+            "{version}: HTTP versions must not be forced"
+        );
+        assert!(
+            !json.contains("insecure_skip_verify"),
+            "{version}: ca mode verifies Cells"
+        );
         assert!(json.contains("ca.crt"), "{version}: trusts the cellsctl CA");
         let keeps_host = json.contains(r#""Host":["{http.request.hostport}"]"#);
-        assert_eq!(keeps_host, version == "2.11.7", "{version}: header_up Host only on 2.11+");
+        assert_eq!(
+            keeps_host,
+            version == "2.11.7",
+            "{version}: header_up Host only on 2.11+"
+        );
     }
 }
 
 #[test]
 fn promtool_accepts_the_prometheus_config() {
-    let Some(promtool) = require_tool("promtool", None) else { return };
+    let Some(promtool) = require_tool("promtool", None) else {
+        return;
+    };
     let d = Deployment::new();
     let args = tutorial_args(&d, "2.11.7");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -170,14 +266,20 @@ fn promtool_accepts_the_prometheus_config() {
         .arg(d.path("/etc/prometheus/cellsctl.yml"))
         .output()
         .expect("promtool");
-    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "promtool check config failed:\n{all}");
     assert!(all.contains("SUCCESS"), "{all}");
 }
 
 #[test]
 fn systemd_analyze_verifies_the_units() {
-    let Some(analyze) = require_tool("systemd-analyze", None) else { return };
+    let Some(analyze) = require_tool("systemd-analyze", None) else {
+        return;
+    };
     let d = Deployment::new();
     let args = tutorial_args(&d, "2.11.7");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -187,8 +289,14 @@ fn systemd_analyze_verifies_the_units() {
     // cells.service, with the Cells binary replaced by a stand-in executable.
     let stand_in = units.path().join("cells-stand-in");
     std::fs::write(&stand_in, "#!/bin/sh\nexit 0\n").expect("write");
-    std::fs::set_permissions(&stand_in, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
-    let unit = d.read("/etc/systemd/system/cells.service").replace("/opt/pydio/bin/cells", &stand_in.display().to_string());
+    std::fs::set_permissions(
+        &stand_in,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let unit = d
+        .read("/etc/systemd/system/cells.service")
+        .replace("/opt/pydio/bin/cells", &stand_in.display().to_string());
     let unit_path = units.path().join("cells.service");
     std::fs::write(&unit_path, unit).expect("write");
 
@@ -205,20 +313,40 @@ fn systemd_analyze_verifies_the_units() {
     .expect("copy drop-in");
 
     for unit in [&unit_path, &prom_path] {
-        let out = Command::new(&analyze).arg("verify").arg(unit).output().expect("systemd-analyze");
+        let out = Command::new(&analyze)
+            .arg("verify")
+            .arg(unit)
+            .output()
+            .expect("systemd-analyze");
         let stderr = String::from_utf8_lossy(&out.stderr);
         let relevant: Vec<&str> = stderr
             .lines()
-            .filter(|l| l.contains(&*units.path().display().to_string()) || l.contains("Unknown") || l.contains("cells") || l.contains("prometheus"))
+            .filter(|l| {
+                l.contains(&*units.path().display().to_string())
+                    || l.contains("Unknown")
+                    || l.contains("cells")
+                    || l.contains("prometheus")
+            })
             .collect();
-        assert!(out.status.success(), "systemd-analyze verify {} failed:\n{stderr}", unit.display());
-        assert!(relevant.is_empty(), "systemd-analyze verify {}:\n{}", unit.display(), relevant.join("\n"));
+        assert!(
+            out.status.success(),
+            "systemd-analyze verify {} failed:\n{stderr}",
+            unit.display()
+        );
+        assert!(
+            relevant.is_empty(),
+            "systemd-analyze verify {}:\n{}",
+            unit.display(),
+            relevant.join("\n")
+        );
     }
 }
 
 #[test]
 fn openssl_verifies_the_cells_certificate_chain() {
-    let Some(openssl) = require_tool("openssl", None) else { return };
+    let Some(openssl) = require_tool("openssl", None) else {
+        return;
+    };
     let d = Deployment::new();
     let args = tutorial_args(&d, "2.11.7");
     let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -230,23 +358,49 @@ fn openssl_verifies_the_cells_certificate_chain() {
         .arg(d.path("/etc/cells/tls/cells.crt"))
         .output()
         .expect("openssl verify");
-    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = Command::new(&openssl)
-        .args(["x509", "-noout", "-ext", "subjectAltName,extendedKeyUsage", "-enddate", "-in"])
+        .args([
+            "x509",
+            "-noout",
+            "-ext",
+            "subjectAltName,extendedKeyUsage",
+            "-enddate",
+            "-in",
+        ])
         .arg(d.path("/etc/cells/tls/cells.crt"))
         .output()
         .expect("openssl x509");
     let text = String::from_utf8_lossy(&out.stdout);
-    for want in ["DNS:cells.example.com", "DNS:localhost", "IP Address:127.0.0.1", "IP Address:0:0:0:0:0:0:0:1", "IP Address:10.1.2.3", "TLS Web Server Authentication"] {
+    for want in [
+        "DNS:cells.example.com",
+        "DNS:localhost",
+        "IP Address:127.0.0.1",
+        "IP Address:0:0:0:0:0:0:0:1",
+        "IP Address:10.1.2.3",
+        "TLS Web Server Authentication",
+    ] {
         assert!(text.contains(want), "missing {want} in:\n{text}");
     }
     // The private key matches the certificate.
     let pubkey = |args: &[&str], file: &str| {
-        let o = Command::new(&openssl).args(args).arg(d.path(file)).output().expect("openssl");
+        let o = Command::new(&openssl)
+            .args(args)
+            .arg(d.path(file))
+            .output()
+            .expect("openssl");
         String::from_utf8_lossy(&o.stdout).to_string()
     };
     assert_eq!(
-        pubkey(&["x509", "-noout", "-pubkey", "-in"], "/etc/cells/tls/cells.crt"),
+        pubkey(
+            &["x509", "-noout", "-pubkey", "-in"],
+            "/etc/cells/tls/cells.crt"
+        ),
         pubkey(&["pkey", "-pubout", "-in"], "/etc/cells/tls/cells.key")
     );
 }

@@ -164,7 +164,7 @@ pub fn plan(answers: &Answers, inputs: &RenderInputs) -> Result<Plan, Error> {
         ));
         plan.files.push(PlannedFile {
             mode: 0o600,
-            visibility: Visibility::Hidden,
+            visibility: Visibility::NotShown("private key"),
             ..public_file(paths::CA_KEY, pki.ca.key_pem.clone(), vec![])
         });
         plan.files.push(public_file(
@@ -179,7 +179,7 @@ pub fn plan(answers: &Answers, inputs: &RenderInputs) -> Result<Plan, Error> {
                 group: Some(cells_user.clone()),
             },
             mode_without_group: Some(0o600),
-            visibility: Visibility::Hidden,
+            visibility: Visibility::NotShown("private key"),
             ..public_file(
                 paths::CELLS_KEY,
                 pki.leaf.key_pem.clone(),
