@@ -157,21 +157,27 @@ pub fn plan(answers: &Answers, inputs: &RenderInputs) -> Result<Plan, Error> {
         plan.dirs.push(dir("/etc/cellsctl/pki", 0o755));
         plan.dirs.push(dir("/etc/cells", 0o755));
         plan.dirs.push(dir("/etc/cells/tls", 0o755));
-        plan.files.push(public_file(
-            paths::CA_CERT,
-            pki.ca.cert_pem.clone(),
-            vec![Service::Caddy],
-        ));
+        plan.files.push(PlannedFile {
+            visibility: Visibility::NotShown("certificate"),
+            ..public_file(
+                paths::CA_CERT,
+                pki.ca.cert_pem.clone(),
+                vec![Service::Caddy],
+            )
+        });
         plan.files.push(PlannedFile {
             mode: 0o600,
             visibility: Visibility::NotShown("private key"),
             ..public_file(paths::CA_KEY, pki.ca.key_pem.clone(), vec![])
         });
-        plan.files.push(public_file(
-            paths::CELLS_CERT,
-            pki.leaf.cert_pem.clone(),
-            vec![Service::Cells],
-        ));
+        plan.files.push(PlannedFile {
+            visibility: Visibility::NotShown("certificate"),
+            ..public_file(
+                paths::CELLS_CERT,
+                pki.leaf.cert_pem.clone(),
+                vec![Service::Cells],
+            )
+        });
         plan.files.push(PlannedFile {
             mode: 0o640,
             owner: Owner {
