@@ -134,6 +134,15 @@ pub fn tutorial_args(d: &Deployment, caddy_version: &str) -> Vec<String> {
     .collect()
 }
 
+/// A deployment rendered from the tutorial scenario for one Caddy version.
+pub fn init_tutorial(caddy_version: &str) -> Deployment {
+    let d = Deployment::new();
+    let args = tutorial_args(&d, caddy_version);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_ok(&mut d.cmd("init", &args));
+    d
+}
+
 pub fn run_ok(cmd: &mut Command) -> String {
     let out = cmd.output().expect("run cellsctl");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();

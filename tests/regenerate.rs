@@ -3,17 +3,9 @@
 
 use crate::common::*;
 
-fn init_tutorial() -> Deployment {
-    let d = Deployment::new();
-    let args = tutorial_args(&d, "2.11.7");
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    run_ok(&mut d.cmd("init", &args));
-    d
-}
-
 #[test]
 fn url_change_updates_exactly_the_url_places() {
-    let d = init_tutorial();
+    let d = init_tutorial("2.11.7");
     let before = d.snapshot();
     let stdout = run_ok(&mut d.cmd(
         "regenerate",
@@ -107,7 +99,7 @@ fn url_change_updates_exactly_the_url_places() {
 
 #[test]
 fn second_identical_regenerate_writes_nothing() {
-    let d = init_tutorial();
+    let d = init_tutorial("2.11.7");
     run_ok(&mut d.cmd(
         "regenerate",
         &["--external-url", "https://files.example.org"],
@@ -130,7 +122,7 @@ fn second_identical_regenerate_writes_nothing() {
 
 #[test]
 fn init_on_an_existing_state_keeps_answers_and_keys() {
-    let d = init_tutorial();
+    let d = init_tutorial("2.11.7");
     let ca = d.read("/etc/cellsctl/pki/ca.key");
     // Only the URL given: everything else comes from the saved state.
     run_ok(&mut d.cmd("init", &["--external-url", "https://files.example.org"]));
@@ -144,7 +136,7 @@ fn init_on_an_existing_state_keeps_answers_and_keys() {
 
 #[test]
 fn deleted_install_yml_is_not_recreated() {
-    let d = init_tutorial();
+    let d = init_tutorial("2.11.7");
     std::fs::remove_file(d.path("/etc/cells/install.yml")).expect("rm");
     let stdout = run_ok(&mut d.cmd(
         "regenerate",
@@ -159,7 +151,7 @@ fn deleted_install_yml_is_not_recreated() {
 
 #[test]
 fn turning_prometheus_off_removes_its_files() {
-    let d = init_tutorial();
+    let d = init_tutorial("2.11.7");
     let stdout = run_ok(&mut d.cmd("regenerate", &["--no-prometheus"]));
     assert!(!d.path("/etc/prometheus/cellsctl.yml").exists(), "{stdout}");
     assert!(!d
@@ -174,7 +166,7 @@ fn turning_prometheus_off_removes_its_files() {
 
 #[test]
 fn caddy_version_is_detected_and_followed() {
-    let d = init_tutorial();
+    let d = init_tutorial("2.11.7");
     let bin = tempfile::tempdir().expect("bin dir");
     let fake = bin.path().join("caddy");
     let write_fake = |version: &str| {

@@ -7,25 +7,17 @@ fn filters() -> Vec<(&'static str, &'static str)> {
     vec![(r"sha256: [0-9a-f]{64}", "sha256: [sha256]")]
 }
 
-fn render_tutorial(version: &str) -> Deployment {
-    let d = Deployment::new();
-    let args = tutorial_args(&d, version);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    run_ok(&mut d.cmd("init", &args));
-    d
-}
-
 #[test]
 fn tutorial_scenario_snapshots() {
     for version in ["2.6.2", "2.11.7"] {
-        let d = render_tutorial(version);
+        let d = init_tutorial(version);
         insta::with_settings!({ filters => filters(), snapshot_suffix => version }, {
             insta::assert_snapshot!("Caddyfile", d.read("/etc/caddy/Caddyfile"));
             insta::assert_snapshot!("cellsctl.yaml", d.read("/etc/cellsctl/cellsctl.yaml"));
         });
     }
     // The other files do not depend on the Caddy version.
-    let d = render_tutorial("2.11.7");
+    let d = init_tutorial("2.11.7");
     insta::with_settings!({ filters => filters() }, {
         insta::assert_snapshot!("install.yml", d.read("/etc/cells/install.yml"));
         insta::assert_snapshot!("cells.service", d.read("/etc/systemd/system/cells.service"));
@@ -36,7 +28,7 @@ fn tutorial_scenario_snapshots() {
 
 #[test]
 fn install_yml_has_the_keys_cells_reads() {
-    let d = render_tutorial("2.11.7");
+    let d = init_tutorial("2.11.7");
     let v: serde_yaml::Value =
         serde_yaml::from_str(&d.read("/etc/cells/install.yml")).expect("install.yml parses");
     let s = |path: &[&str]| -> String {
@@ -123,7 +115,7 @@ fn skip_verify_mode_lets_cells_sign_its_own_certificate() {
 #[test]
 fn modes_of_written_files() {
     use std::os::unix::fs::PermissionsExt;
-    let d = render_tutorial("2.11.7");
+    let d = init_tutorial("2.11.7");
     let mode = |p: &str| {
         std::fs::metadata(d.path(p))
             .expect("exists")

@@ -3,14 +3,6 @@
 
 use crate::common::*;
 
-fn init_tutorial() -> Deployment {
-    let d = Deployment::new();
-    let args = tutorial_args(&d, "2.11.7");
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    run_ok(&mut d.cmd("init", &args));
-    d
-}
-
 fn backups_of(d: &Deployment, deployment_path: &str) -> Vec<std::path::PathBuf> {
     let target = d.path(deployment_path);
     let dir = target.parent().expect("parent");
@@ -31,7 +23,7 @@ fn backups_of(d: &Deployment, deployment_path: &str) -> Vec<std::path::PathBuf> 
 
 #[test]
 fn hand_edited_caddyfile_is_refused_then_forced() {
-    let d = init_tutorial();
+    let d = init_tutorial("2.11.7");
     let edited = d
         .read("/etc/caddy/Caddyfile")
         .replace("tls tls@example.com", "tls admin@example.com");
@@ -179,7 +171,7 @@ fn dry_run_writes_nothing() {
         "{stdout}"
     );
 
-    let d = init_tutorial();
+    let d = init_tutorial("2.11.7");
     let before = d.snapshot();
     let mtimes = d.mtimes();
     let stdout = run_ok(&mut d.cmd(

@@ -194,10 +194,7 @@ fn caddy_validates_every_combination_without_warnings() {
 #[test]
 fn caddy_adapt_shows_the_intended_routes() {
     for (version, caddy) in caddy_binaries() {
-        let d = Deployment::new();
-        let args = tutorial_args(&d, version);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        run_ok(&mut d.cmd("init", &args));
+        let d = init_tutorial(version);
         let file = d.root().join("Caddyfile.test");
         std::fs::write(&file, caddyfile_below_root(&d)).expect("write");
         let out = Command::new(&caddy)
@@ -257,10 +254,7 @@ fn promtool_accepts_the_prometheus_config() {
     let Some(promtool) = require_tool("promtool", None) else {
         return;
     };
-    let d = Deployment::new();
-    let args = tutorial_args(&d, "2.11.7");
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    run_ok(&mut d.cmd("init", &args));
+    let d = init_tutorial("2.11.7");
     let out = Command::new(promtool)
         .args(["check", "config"])
         .arg(d.path("/etc/prometheus/cellsctl.yml"))
@@ -280,10 +274,7 @@ fn systemd_analyze_verifies_the_units() {
     let Some(analyze) = require_tool("systemd-analyze", None) else {
         return;
     };
-    let d = Deployment::new();
-    let args = tutorial_args(&d, "2.11.7");
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    run_ok(&mut d.cmd("init", &args));
+    let d = init_tutorial("2.11.7");
     let units = tempfile::tempdir().expect("units dir");
 
     // cells.service, with the Cells binary replaced by a stand-in executable.
