@@ -67,13 +67,7 @@ fn prometheus_behind_real_caddy_needs_the_password() {
     };
     for (version, caddy) in caddies {
         let d = Deployment::new();
-        let (site, http, admin, prom, cells) = (
-            free_port(),
-            free_port(),
-            free_port(),
-            free_port(),
-            free_port(),
-        );
+        let [site, http, admin, prom, cells] = free_ports::<5>();
         let url = format!("https://cells.localhost:{site}");
         let args = [
             "--external-url",
