@@ -45,6 +45,10 @@ pub enum Action {
     HandEdited,
     /// Exists, but cellsctl never wrote it.
     Unknown,
+    /// cellsctl wrote it, the admin deleted it; only `--restore` re-creates it.
+    Deleted,
+    /// Deleted by the admin and re-created because of `--restore`.
+    Restore,
 }
 
 impl Action {
@@ -58,11 +62,13 @@ impl Action {
             Action::Remove => "remove",
             Action::HandEdited => "edited by hand",
             Action::Unknown => "not written by cellsctl",
+            Action::Deleted => "deleted by hand",
+            Action::Restore => "restore",
         }
     }
 
     fn is_conflict(&self) -> bool {
-        matches!(self, Action::HandEdited | Action::Unknown)
+        matches!(self, Action::HandEdited | Action::Unknown | Action::Deleted)
     }
 
     fn writes(&self) -> bool {
@@ -73,6 +79,7 @@ impl Action {
                 | Action::ReplaceDefault { .. }
                 | Action::HandEdited
                 | Action::Unknown
+                | Action::Restore
         )
     }
 }
@@ -96,6 +103,10 @@ pub struct Entry {
 pub struct Report {
     pub entries: Vec<Entry>,
     pub created_dirs: Vec<String>,
+    /// Temporary files left by an interrupted run, removed.
+    pub cleaned_up: Vec<String>,
+    /// An interrupted run's intent record was found and honoured.
+    pub resumed: bool,
 }
 
 impl Report {
@@ -121,8 +132,60 @@ pub struct ApplyOptions<'a> {
     pub root: &'a Path,
     pub dry_run: bool,
     pub force: bool,
+    /// Re-create managed files the admin deleted.
+    pub restore: bool,
     /// For backup names, e.g. `20261127T054603Z`.
     pub timestamp: &'a str,
+    /// Deployment path of the intent record: the hashes about to be written,
+    /// saved before the first write and removed after the last, so the next
+    /// run can tell an interrupted run's files from an admin's edits.
+    pub intent: &'a str,
+    /// Testing hook: fail (or pause) after this many files were written.
+    pub fault: Option<Fault>,
+}
+
+/// An injected failure, to prove that an interrupted apply loses nothing.
+#[derive(Clone, Copy, Debug)]
+pub enum Fault {
+    FailAfter(usize),
+    PauseAfter(usize, std::time::Duration),
+}
+
+/// The intent record: `sha256  path` lines, like sha256sum's output.
+fn read_intent(path: &Path) -> Result<BTreeMap<String, String>, Error> {
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) => return Err(Error::io("read", path, e)),
+    };
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split_once("  "))
+        .map(|(hash, p)| (p.to_string(), hash.to_string()))
+        .collect())
+}
+
+/// Removes `.cellsctl-*` temporary files an interrupted run left in these directories.
+fn clean_temp_files(dirs: &BTreeSet<PathBuf>) -> Result<Vec<String>, Error> {
+    let mut removed = Vec::new();
+    for dir in dirs {
+        let Ok(entries) = fs::read_dir(dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let is_temp = entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".cellsctl-")
+                && entry.file_type().is_ok_and(|t| t.is_file());
+            if is_temp {
+                fs::remove_file(&path).map_err(|e| Error::io("remove the leftover", &path, e))?;
+                removed.push(path.display().to_string());
+            }
+        }
+    }
+    Ok(removed)
 }
 
 /// Who we can make own files: resolved once.
@@ -234,6 +297,15 @@ pub fn apply(
     let ownership = Ownership::detect();
     let mut report = Report::default();
     let mut old_contents: Vec<Option<Vec<u8>>> = Vec::new();
+    let intent_path = under_root(opts.root, opts.intent);
+    let intent = read_intent(&intent_path)?;
+    report.resumed = !intent.is_empty();
+    // A file is cellsctl's own if it matches what was recorded, or what an
+    // interrupted run intended to write.
+    let is_own = |path: &str, bytes: &[u8]| {
+        let hash = sha256_hex(bytes);
+        previous.get(path).is_some_and(|r| r.sha256 == hash) || intent.get(path) == Some(&hash)
+    };
 
     for file in &plan.files {
         let target = under_root(opts.root, &file.path);
@@ -241,7 +313,9 @@ pub fn apply(
         let (uid, gid, group_applied) = ownership.resolve(&file.owner);
         let mode = effective_mode(file, group_applied);
         let action = match &existing {
-            None => Action::Create,
+            None if file.is_state || !previous.contains_key(&file.path) => Action::Create,
+            None if opts.restore => Action::Restore,
+            None => Action::Deleted,
             Some(old) if *old == file.contents => {
                 let meta = fs::metadata(&target).map_err(|e| Error::io("inspect", &target, e))?;
                 let mode_ok = meta.permissions().mode() & 0o7777 == mode;
@@ -254,13 +328,11 @@ pub fn apply(
                 }
             }
             Some(_) if file.is_state => Action::Update,
-            Some(old) => match previous.get(&file.path) {
-                Some(rec) if rec.sha256 == sha256_hex(old) => Action::Update,
-                Some(_) => Action::HandEdited,
-                None => match distro_default(opts.root, &file.path, old) {
-                    Some(package) => Action::ReplaceDefault { package },
-                    None => Action::Unknown,
-                },
+            Some(old) if is_own(&file.path, old) => Action::Update,
+            Some(_) if previous.contains_key(&file.path) => Action::HandEdited,
+            Some(old) => match distro_default(opts.root, &file.path, old) {
+                Some(package) => Action::ReplaceDefault { package },
+                None => Action::Unknown,
             },
         };
         let diff = if action.writes() && !file.is_state {
@@ -289,12 +361,12 @@ pub fn apply(
     // them if cellsctl wrote them, unless edited by hand.
     let mut removals = Vec::new();
     for gone in &plan.absent {
-        let Some(rec) = previous.get(&gone.path) else {
+        if !previous.contains_key(&gone.path) {
             continue;
-        };
+        }
         let target = under_root(opts.root, &gone.path);
         if let Some(old) = read_existing(&target)? {
-            let action = if sha256_hex(&old) == rec.sha256 {
+            let action = if is_own(&gone.path, &old) {
                 Action::Remove
             } else {
                 Action::HandEdited
@@ -320,7 +392,10 @@ pub fn apply(
         .iter()
         .filter(|e| e.action.is_conflict())
         .collect();
-    if !conflicts.is_empty() && !opts.force {
+    let blocking = conflicts
+        .iter()
+        .any(|c| c.action == Action::Deleted || !opts.force);
+    if blocking {
         let mut msg = String::from(
             "refusing to overwrite files changed outside cellsctl (nothing was written):\n",
         );
@@ -335,7 +410,12 @@ pub fn apply(
         for c in &conflicts {
             msg.push_str(&c.diff);
         }
-        msg.push_str("Re-run with --force to overwrite them (each is first backed up as FILE.cellsctl-bak.TIMESTAMP), or undo the edits.");
+        if conflicts.iter().any(|c| c.action == Action::Deleted) {
+            msg.push_str("Re-run with --restore to re-create deleted files.\n");
+        }
+        if conflicts.iter().any(|c| c.action != Action::Deleted) {
+            msg.push_str("Re-run with --force to overwrite edited or unknown files (each is first backed up as FILE.cellsctl-bak.TIMESTAMP), or undo the edits.");
+        }
         return Err(Error::Refused(msg));
     }
 
@@ -348,25 +428,43 @@ pub fn apply(
             report.created_dirs.push(d.path.clone());
         }
     }
+    let dirs: BTreeSet<PathBuf> = plan
+        .files
+        .iter()
+        .filter_map(|f| {
+            under_root(opts.root, &f.path)
+                .parent()
+                .map(Path::to_path_buf)
+        })
+        .collect();
+    report.cleaned_up = clean_temp_files(&dirs)?;
 
-    // Files in plan order; the state record is last in the plan so a crash
-    // before it leaves the old state, which then flags the new files as
-    // unknown-but-identical (accepted) rather than losing track of them.
+    // The intent record first: every hash about to be written.
+    let intent_text: String = plan
+        .files
+        .iter()
+        .zip(&report.entries)
+        .filter(|(_, e)| e.action.writes())
+        .map(|(f, _)| format!("{}  {}\n", sha256_hex(&f.contents), f.path))
+        .collect();
+    write_atomic(&intent_path, intent_text.as_bytes(), 0o600, None, None)?;
+
+    // Files in plan order, then removals, then the state record last.
+    let mut written = 0usize;
+    let state_index = plan.files.iter().position(|f| f.is_state);
     for (i, file) in plan.files.iter().enumerate() {
-        let target = under_root(opts.root, &file.path);
-        let (uid, gid, _) = ownership.resolve(&file.owner);
-        let entry = &mut report.entries[i];
-        let backup_needed = matches!(
-            entry.action,
-            Action::ReplaceDefault { .. } | Action::HandEdited | Action::Unknown
-        );
-        if backup_needed && old_contents[i].is_some() {
-            entry.backup = Some(backup(&target, opts.timestamp)?);
+        if Some(i) == state_index {
+            continue;
         }
-        match entry.action {
-            Action::Unchanged => {}
-            Action::FixPermissions => set_meta(&target, entry.mode, uid, gid)?,
-            _ => write_atomic(&target, &file.contents, entry.mode, uid, gid)?,
+        if apply_file(
+            file,
+            &mut report.entries[i],
+            old_contents[i].is_some(),
+            opts,
+            &ownership,
+        )? {
+            written += 1;
+            inject_fault(opts.fault, written)?;
         }
     }
     for i in removals {
@@ -377,7 +475,58 @@ pub fn apply(
         }
         fs::remove_file(&target).map_err(|e| Error::io("remove", &target, e))?;
     }
+    if let Some(i) = state_index {
+        apply_file(
+            &plan.files[i],
+            &mut report.entries[i],
+            old_contents[i].is_some(),
+            opts,
+            &ownership,
+        )?;
+    }
+    match fs::remove_file(&intent_path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io("remove", &intent_path, e)),
+    }
     Ok(report)
+}
+
+/// Writes one file as its entry says; true when its content was written.
+fn apply_file(
+    file: &PlannedFile,
+    entry: &mut Entry,
+    existed: bool,
+    opts: &ApplyOptions,
+    ownership: &Ownership,
+) -> Result<bool, Error> {
+    let target = under_root(opts.root, &file.path);
+    let (uid, gid, _) = ownership.resolve(&file.owner);
+    let backup_needed = matches!(
+        entry.action,
+        Action::ReplaceDefault { .. } | Action::HandEdited | Action::Unknown
+    );
+    if backup_needed && existed {
+        entry.backup = Some(backup(&target, opts.timestamp)?);
+    }
+    match entry.action {
+        Action::Unchanged => Ok(false),
+        Action::FixPermissions => set_meta(&target, entry.mode, uid, gid).map(|()| false),
+        _ => write_atomic(&target, &file.contents, entry.mode, uid, gid).map(|()| true),
+    }
+}
+
+fn inject_fault(fault: Option<Fault>, written: usize) -> Result<(), Error> {
+    match fault {
+        Some(Fault::FailAfter(n)) if n == written => Err(Error::runtime(format!(
+            "injected failure after {n} written files"
+        ))),
+        Some(Fault::PauseAfter(n, pause)) if n == written => {
+            std::thread::sleep(pause);
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Creates a missing directory (parents too) with the planned mode and owner; existing ones are left alone.

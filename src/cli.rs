@@ -59,6 +59,9 @@ pub struct CommonArgs {
     /// Overwrite hand-edited or unknown files, keeping a backup FILE.cellsctl-bak.TIMESTAMP.
     #[arg(long)]
     pub force: bool,
+    /// Re-create managed files that were deleted by hand (install.yml excepted).
+    #[arg(long)]
+    pub restore: bool,
     /// Never prompt; fail listing every missing answer (the only mode for now).
     #[arg(long, env = "CELLSCTL_NON_INTERACTIVE")]
     pub non_interactive: bool,

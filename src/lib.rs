@@ -159,6 +159,29 @@ fn install_plan(
     }
 }
 
+/// Testing hook: `CELLSCTL_TEST_FAULT=fail-after:N` or `pause-after:N:SECONDS`
+/// interrupts the write phase, to prove an interrupted run loses nothing.
+fn fault_from_env() -> Result<Option<apply::Fault>, Error> {
+    let Ok(spec) = std::env::var("CELLSCTL_TEST_FAULT") else {
+        return Ok(None);
+    };
+    let bad = || {
+        Error::usage(format!(
+            "CELLSCTL_TEST_FAULT: expected fail-after:N or pause-after:N:SECONDS, got {spec:?}"
+        ))
+    };
+    let parts: Vec<&str> = spec.split(':').collect();
+    let num = |s: &str| s.parse::<u64>().map_err(|_| bad());
+    match parts[..] {
+        ["fail-after", n] => Ok(Some(apply::Fault::FailAfter(num(n)? as usize))),
+        ["pause-after", n, secs] => Ok(Some(apply::Fault::PauseAfter(
+            num(n)? as usize,
+            std::time::Duration::from_secs(num(secs)?),
+        ))),
+        _ => Err(bad()),
+    }
+}
+
 fn generate(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), Error> {
     let root = args.common.root.as_path();
     if !root.exists() && !args.common.dry_run {
@@ -292,7 +315,10 @@ fn generate(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), 
             root,
             dry_run: args.common.dry_run,
             force: args.common.force,
+            restore: args.common.restore,
             timestamp: &timestamp,
+            intent: paths::INTENT,
+            fault: fault_from_env()?,
         },
     )?;
 

@@ -170,6 +170,8 @@ fn check_ca(ca: &CertAndKey) -> Result<(), Error> {
 #[derive(Debug)]
 pub struct CertFacts {
     pub sans: BTreeSet<String>,
+    /// The subject public key, raw (for EC: the uncompressed point).
+    pub public_key: Vec<u8>,
     pub not_after: OffsetDateTime,
     pub signed_by_ca: bool,
 }
@@ -215,8 +217,10 @@ pub fn cert_facts(cert_pem: &str, ca_pem: Option<&str>) -> Result<CertFacts, Str
         }
         None => false,
     };
+    let public_key = cert.public_key().subject_public_key.data.to_vec();
     Ok(CertFacts {
         sans,
+        public_key,
         not_after,
         signed_by_ca,
     })
@@ -233,8 +237,13 @@ fn leaf_needs_reissue(
         Ok(f) => f,
         Err(e) => return Some(format!("the existing certificate does not parse ({e})")),
     };
-    if KeyPair::from_pem(&leaf.key_pem).is_err() {
-        return Some("the existing key does not parse".into());
+    match KeyPair::from_pem(&leaf.key_pem) {
+        Err(_) => return Some("the existing key does not parse".into()),
+        // An interrupted run may have replaced one of the pair but not the other.
+        Ok(key) if key.public_key_raw() != facts.public_key.as_slice() => {
+            return Some("the existing key does not match the certificate".into())
+        }
+        Ok(_) => {}
     }
     if !facts.signed_by_ca {
         return Some("the existing certificate is not signed by the CA".into());
@@ -292,6 +301,24 @@ mod tests {
         .unwrap();
         assert_eq!(moved.ca, first.ca);
         assert_eq!(moved.leaf_issued.as_deref(), Some("its names changed"));
+
+        let mismatched = CertAndKey {
+            cert_pem: first.leaf.cert_pem.clone(),
+            key_pem: moved.leaf.key_pem.clone(),
+        };
+        let fixed = ensure(
+            Some(first.ca.clone()),
+            Some(mismatched),
+            &host,
+            &want,
+            CertDays(825),
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            fixed.leaf_issued.as_deref(),
+            Some("the existing key does not match the certificate")
+        );
 
         let late = now + Duration::days(800);
         let renewed = ensure(

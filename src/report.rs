@@ -53,6 +53,15 @@ pub fn render(report: &Report, ctx: &Context) -> String {
             );
         }
     }
+    if report.resumed {
+        let _ = writeln!(out, "Note: an earlier run was interrupted; finishing its work (its files are recognised, not treated as hand edits).");
+    }
+    for t in &report.cleaned_up {
+        let _ = writeln!(
+            out,
+            "Removed a temporary file left by an interrupted run: {t}"
+        );
+    }
     if ctx.install_consumed {
         let _ = writeln!(
             out,

@@ -19,6 +19,8 @@ use crate::secrets::Secret;
 /// Deployment paths of everything cellsctl manages.
 pub mod paths {
     pub const STATE: &str = "/etc/cellsctl/cellsctl.yaml";
+    /// Exists only while an apply is under way (or was interrupted).
+    pub const INTENT: &str = "/etc/cellsctl/cellsctl.intent";
     pub const CADDYFILE: &str = "/etc/caddy/Caddyfile";
     pub const CA_CERT: &str = "/etc/cellsctl/pki/ca.crt";
     pub const CA_KEY: &str = "/etc/cellsctl/pki/ca.key";
