@@ -2,6 +2,8 @@
 
 mod common;
 
+mod faults;
+
 mod cli_errors;
 mod live;
 mod regenerate;
