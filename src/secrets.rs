@@ -42,6 +42,9 @@ impl Secret {
         if value.is_empty() {
             return Err("is empty".into());
         }
+        if value.chars().any(char::is_control) {
+            return Err("contains a control character (a second line, tab, NUL...); use one line of printable characters".into());
+        }
         // Go's bcrypt (used by Caddy) rejects passwords over 72 bytes; the
         // Rust crate would silently truncate.
         if value.len() > 72 {
@@ -113,9 +116,11 @@ impl SecretSource<'_> {
     }
 }
 
-/// The first line of a secret file, without its line ending.
+/// A secret file's content without its one trailing line ending (optional).
+/// Anything else stays, so a second line is refused as a control character
+/// rather than silently dropped.
 pub fn strip_one_line(text: &str) -> String {
-    let line = text.split('\n').next().unwrap_or("");
+    let line = text.strip_suffix('\n').unwrap_or(text);
     line.strip_suffix('\r').unwrap_or(line).to_string()
 }
 
@@ -153,6 +158,8 @@ mod tests {
         assert_eq!(strip_one_line("pw\n"), "pw");
         assert_eq!(strip_one_line("pw\r\n"), "pw");
         assert_eq!(strip_one_line("pw"), "pw");
+        assert_eq!(strip_one_line("pw\nmore\n"), "pw\nmore");
+        assert!(Secret::new(strip_one_line("pw\nmore\n")).is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod common;
 
 mod faults;
+mod hostile;
 
 mod cli_errors;
 mod live;
