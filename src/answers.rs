@@ -199,6 +199,16 @@ impl FromStr for ExternalUrl {
         if port == Some(0) {
             return Err(format!("port 0 is not allowed; {ACCEPTED}"));
         }
+        // Caddy refuses these ("scheme and port violate convention").
+        match (scheme, port) {
+            (Scheme::Https, Some(80)) => {
+                return Err(format!("https on port 80 is not allowed; {ACCEPTED}"))
+            }
+            (Scheme::Http, Some(443)) => {
+                return Err(format!("http on port 443 is not allowed; {ACCEPTED}"))
+            }
+            _ => {}
+        }
         Ok(ExternalUrl { scheme, host, port })
     }
 }
@@ -238,6 +248,10 @@ impl ListenAddr {
 
     pub fn port(&self) -> u16 {
         self.0.port()
+    }
+
+    pub fn is_loopback(&self) -> bool {
+        self.0.ip().is_loopback()
     }
 }
 
@@ -561,6 +575,7 @@ impl FromStr for BcryptHash {
             && b[3] == b'$'
             && b[4].is_ascii_digit()
             && b[5].is_ascii_digit()
+            && (4..=31).contains(&((b[4] - b'0') * 10 + (b[5] - b'0')))
             && b[6] == b'$'
             && b[7..]
                 .iter()

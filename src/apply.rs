@@ -232,14 +232,39 @@ fn effective_mode(file: &PlannedFile, group_applied: bool) -> u32 {
 fn shown(text: &str, visibility: &Visibility) -> String {
     match visibility {
         Visibility::Public => text.to_string(),
-        Visibility::Redacted(secrets) => secrets
-            .iter()
-            .filter(|s| !s.is_empty())
-            .fold(text.to_string(), |acc, s| {
-                acc.replace(s.as_str(), "<redacted>")
-            }),
+        Visibility::Redacted(keys) => {
+            let mut out = String::new();
+            let mut in_secret = false;
+            for line in text.split_inclusive('\n') {
+                if in_secret && line.starts_with([' ', '\t']) {
+                    continue;
+                }
+                in_secret = false;
+                let trimmed = line.trim_start();
+                let key = keys.iter().find(|k| {
+                    trimmed
+                        .trim_start_matches(['"', '\''])
+                        .strip_prefix(**k)
+                        .is_some_and(|rest| rest.trim_start_matches(['"', '\'']).starts_with(':'))
+                });
+                match key {
+                    Some(k) => {
+                        let indent = &line[..line.len() - trimmed.len()];
+                        out.push_str(&format!("{indent}{k}: <redacted>\n"));
+                        in_secret = true;
+                    }
+                    None => out.push_str(line),
+                }
+            }
+            out
+        }
         Visibility::NotShown(_) => String::new(),
     }
+}
+
+#[cfg(test)]
+pub(crate) fn shown_for_test(text: &str, visibility: &Visibility) -> String {
+    shown(text, visibility)
 }
 
 fn diff_text(path: &str, old: Option<&[u8]>, new: &[u8], visibility: &Visibility) -> String {
@@ -581,9 +606,20 @@ fn write_atomic(
 
 /// Copies `target` to `target.cellsctl-bak.TIMESTAMP` (mode kept), returning the backup's path.
 fn backup(target: &Path, timestamp: &str) -> Result<String, Error> {
-    let mut name = target.as_os_str().to_owned();
-    name.push(format!(".cellsctl-bak.{timestamp}"));
-    let dest = PathBuf::from(name);
+    // Never overwrite an earlier backup (two runs in one second).
+    let mut n = 0u32;
+    let dest = loop {
+        let mut name = target.as_os_str().to_owned();
+        name.push(format!(".cellsctl-bak.{timestamp}"));
+        if n > 0 {
+            name.push(format!(".{n}"));
+        }
+        let candidate = PathBuf::from(name);
+        if !candidate.exists() {
+            break candidate;
+        }
+        n += 1;
+    };
     fs::copy(target, &dest).map_err(|e| Error::io("back up", target, e))?;
     Ok(dest.display().to_string())
 }

@@ -10,7 +10,7 @@ use crate::answers::{
 use crate::cli::{AnswerArgs, PublicTlsMode};
 use crate::error::Error;
 use crate::secrets::{bcrypt_hash, SecretRules, SecretSource};
-use crate::state::{BinaryStat, CaddyTarget, State};
+use crate::state::{BinaryStat, CaddyTarget, SeenCaddy, State};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -175,12 +175,18 @@ pub fn resolve(
                 source.how()
             ));
         }
+        let listen = flags
+            .prometheus_listen
+            .or(prev_prom.map(|p| p.listen))
+            .unwrap_or_else(|| default_of("127.0.0.1:9090"));
+        if !listen.is_loopback() {
+            return Err(Error::usage(format!(
+                "--prometheus-listen: {listen} is not a loopback address; expected 127.0.0.1:PORT or [::1]:PORT, so that the only way to Prometheus is through Caddy's basic auth"
+            )));
+        }
         match (user, password_hash) {
             (Some(user), Some(password_hash)) => Some(Prometheus {
-                listen: flags
-                    .prometheus_listen
-                    .or(prev_prom.map(|p| p.listen))
-                    .unwrap_or_else(|| default_of("127.0.0.1:9090")),
+                listen,
                 path: flags
                     .prometheus_path
                     .clone()
@@ -227,7 +233,10 @@ pub fn resolve(
     };
 
     let (caddy, caddy_note) = match flags.caddy_version {
-        Some(version) => (Some(CaddyTarget::Flag { version }), None),
+        Some(version) => {
+            let (target, note) = pinned_target(version, saved.map(|s| &s.caddy))?;
+            (Some(target), note)
+        }
         None => caddy_target(saved.map(|s| &s.caddy))?,
     };
     notes.extend(caddy_note);
@@ -309,6 +318,9 @@ pub fn resolve(
         },
         caddy_version: caddy.version(),
     };
+    if answers.prometheus.is_some() && answers.public_tls == PublicTls::Off {
+        notes.push("with --public-tls off, the Prometheus password crosses the network in clear text (basic auth over plain HTTP); prefer acme, internal or custom".to_string());
+    }
     Ok(Resolved {
         answers,
         caddy,
@@ -339,7 +351,11 @@ fn stat(path: &Path) -> Option<BinaryStat> {
 
 /// Runs `caddy version` and parses its first token.
 fn caddy_version_of(binary: &Path) -> Result<CaddyVersion, Error> {
+    // A clean environment: the child is whatever `caddy` PATH finds, and
+    // must not see CELLSCTL_*_PASSWORD.
     let out = Command::new(binary)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .arg("version")
         .output()
         .map_err(|e| Error::runtime(format!("cannot run {} version: {e}", binary.display())))?;
@@ -353,44 +369,90 @@ fn caddy_version_of(binary: &Path) -> Result<CaddyVersion, Error> {
     })
 }
 
+/// The Caddy on PATH: its stat, and its version (re-run only when the stat
+/// differs from what was seen before: a cheap stat, not a process start).
+fn caddy_on_path(seen_before: Option<&SeenCaddy>) -> Result<Option<(PathBuf, SeenCaddy)>, Error> {
+    let Some(path) = find_caddy() else {
+        return Ok(None);
+    };
+    let Some(binary) = stat(&path) else {
+        return Ok(None);
+    };
+    let version = match seen_before {
+        Some(s) if s.binary == binary => s.version,
+        _ => caddy_version_of(&path)?,
+    };
+    Ok(Some((path, SeenCaddy { binary, version })))
+}
+
+/// A version pinned with `--caddy-version` is kept; a different Caddy on PATH is said.
+fn pinned_target(
+    version: CaddyVersion,
+    saved: Option<&CaddyTarget>,
+) -> Result<(CaddyTarget, Option<String>), Error> {
+    let before = match saved {
+        Some(CaddyTarget::Flag { seen, .. }) => seen.as_ref(),
+        _ => None,
+    };
+    // A Caddy on PATH that cannot tell its version does not stop a pinned render.
+    let on_path = caddy_on_path(before).unwrap_or(None);
+    let note = on_path.as_ref().and_then(|(path, seen)| {
+        (seen.version != version).then(|| {
+            format!(
+                "the Caddy on PATH ({}) is {}, but this renders for {version} as pinned with --caddy-version; pass --caddy-version {} if this host runs that one",
+                path.display(),
+                seen.version,
+                seen.version
+            )
+        })
+    });
+    Ok((
+        CaddyTarget::Flag {
+            version,
+            seen: on_path.map(|(_, s)| s),
+        },
+        note,
+    ))
+}
+
 /// The Caddy to render for when no `--caddy-version` is given: a pinned
 /// version is kept; a detected one is re-read only when the binary changed.
 fn caddy_target(
     saved: Option<&CaddyTarget>,
 ) -> Result<(Option<CaddyTarget>, Option<String>), Error> {
-    if let Some(CaddyTarget::Flag { version }) = saved {
-        return Ok((Some(CaddyTarget::Flag { version: *version }), None));
+    if let Some(CaddyTarget::Flag { version, .. }) = saved {
+        let (target, note) = pinned_target(*version, saved)?;
+        return Ok((Some(target), note));
     }
-    let found = find_caddy();
-    let current = found.as_deref().and_then(stat);
-    match (saved, found, current) {
-        (Some(CaddyTarget::Detected { version, binary }), _, Some(now)) if *binary == now => Ok((
-            Some(CaddyTarget::Detected {
-                version: *version,
-                binary: now,
-            }),
-            None,
-        )),
-        (saved, Some(path), Some(now)) => {
-            let version = caddy_version_of(&path)?;
+    let before = match saved {
+        Some(CaddyTarget::Detected { version, binary }) => Some(SeenCaddy {
+            binary: binary.clone(),
+            version: *version,
+        }),
+        _ => None,
+    };
+    match (saved, caddy_on_path(before.as_ref())?) {
+        (saved, Some((path, seen))) => {
             let note = match saved {
-                Some(CaddyTarget::Detected { version: old, .. }) if *old != version => {
+                Some(CaddyTarget::Detected { version: old, .. }) if *old != seen.version => {
                     Some(format!(
-                        "Caddy changed from {old} to {version} ({}): rendering for {version}",
-                        path.display()
+                        "Caddy changed from {old} to {} ({}): rendering for {}",
+                        seen.version,
+                        path.display(),
+                        seen.version
                     ))
                 }
                 _ => None,
             };
             Ok((
                 Some(CaddyTarget::Detected {
-                    version,
-                    binary: now,
+                    version: seen.version,
+                    binary: seen.binary,
                 }),
                 note,
             ))
         }
-        (Some(CaddyTarget::Detected { version, binary }), _, _) => Ok((
+        (Some(CaddyTarget::Detected { version, binary }), None) => Ok((
             Some(CaddyTarget::Detected {
                 version: *version,
                 binary: binary.clone(),

@@ -128,11 +128,9 @@ fn install_plan(
                 Ok(s) => (Some(s.admin_password), Some(s.db_password)),
                 Err(_) => (None, None),
             };
-            let replaced = file_admin.iter().chain(file_db.iter()).cloned().collect();
             Ok(InstallPlan::Write(InstallSecrets {
                 admin_password: pick(given_admin, file_admin, &admin)?,
                 db_password: pick(given_db, file_db, &db)?,
-                replaced,
             }))
         }
         None if recorded => Ok(InstallPlan::Consumed),
@@ -140,7 +138,6 @@ fn install_plan(
             (Some(admin_password), Some(db_password)) => Ok(InstallPlan::Write(InstallSecrets {
                 admin_password,
                 db_password,
-                replaced: Vec::new(),
             })),
             (a, d) => {
                 let mut missing = Vec::new();
@@ -159,8 +156,10 @@ fn install_plan(
     }
 }
 
-/// Testing hook: `CELLSCTL_TEST_FAULT=fail-after:N` or `pause-after:N:SECONDS`
-/// interrupts the write phase, to prove an interrupted run loses nothing.
+/// Testing hook, in debug builds only: `CELLSCTL_TEST_FAULT=fail-after:N`
+/// or `pause-after:N:SECONDS` interrupts the write phase, to prove that an
+/// interrupted run loses nothing. Release builds ignore the variable.
+#[cfg(debug_assertions)]
 fn fault_from_env() -> Result<Option<apply::Fault>, Error> {
     let Ok(spec) = std::env::var("CELLSCTL_TEST_FAULT") else {
         return Ok(None);
@@ -170,9 +169,8 @@ fn fault_from_env() -> Result<Option<apply::Fault>, Error> {
             "CELLSCTL_TEST_FAULT: expected fail-after:N or pause-after:N:SECONDS, got {spec:?}"
         ))
     };
-    let parts: Vec<&str> = spec.split(':').collect();
     let num = |s: &str| s.parse::<u64>().map_err(|_| bad());
-    match parts[..] {
+    match spec.split(':').collect::<Vec<_>>()[..] {
         ["fail-after", n] => Ok(Some(apply::Fault::FailAfter(num(n)? as usize))),
         ["pause-after", n, secs] => Ok(Some(apply::Fault::PauseAfter(
             num(n)? as usize,
@@ -182,13 +180,18 @@ fn fault_from_env() -> Result<Option<apply::Fault>, Error> {
     }
 }
 
+#[cfg(not(debug_assertions))]
+fn fault_from_env() -> Result<Option<apply::Fault>, Error> {
+    Ok(None)
+}
+
 fn generate(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), Error> {
     let root = args.common.root.as_path();
     if !root.exists() && !args.common.dry_run {
         std::fs::create_dir_all(root)
             .map_err(|e| Error::io("create the --root directory", root, e))?;
     }
-    if !root.is_dir() {
+    if root.exists() && !root.is_dir() {
         return Err(Error::usage(format!(
             "--root: {} is not a directory",
             root.display()

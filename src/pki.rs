@@ -18,6 +18,9 @@ use time::{Duration, OffsetDateTime};
 /// How long the private CA lives.
 pub const CA_DAYS: i64 = 3650;
 
+/// The CA is renewed when fewer days than this remain.
+pub const CA_RENEW_BEFORE_DAYS: i64 = 60;
+
 /// PEM text of a certificate and its private key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CertAndKey {
@@ -57,12 +60,11 @@ pub fn ensure(
     cert_days: CertDays,
     now: OffsetDateTime,
 ) -> Result<Pki, Error> {
+    // The CA is replaced shortly before it expires (after ~10 years), which
+    // re-issues the leaf too.
     let (ca, ca_issued) = match existing_ca {
-        Some(ca) => {
-            check_ca(&ca)?;
-            (ca, false)
-        }
-        None => (issue_ca(external_host, now)?, true),
+        Some(ca) if check_ca(&ca)? - now > Duration::days(CA_RENEW_BEFORE_DAYS) => (ca, false),
+        _ => (issue_ca(external_host, now)?, true),
     };
     let reason = match &existing_leaf {
         _ if ca_issued => Some("new CA".to_string()),
@@ -148,7 +150,11 @@ fn issue_leaf(
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.use_authority_key_identifier_extension = true;
     params.not_before = now - Duration::hours(1);
-    params.not_after = now + Duration::days(i64::from(cert_days.0));
+    // Never outlive the CA: Caddy would stop trusting the leaf when the CA expires.
+    let ca_not_after = cert_facts(&ca.cert_pem, None)
+        .map_err(|e| pki_err("reading the CA certificate", e))?
+        .not_after;
+    params.not_after = (now + Duration::days(i64::from(cert_days.0))).min(ca_not_after);
     let cert = params
         .signed_by(&key, &issuer)
         .map_err(|e| pki_err("signing the Cells certificate", e))?;
@@ -158,12 +164,20 @@ fn issue_leaf(
     })
 }
 
-fn check_ca(ca: &CertAndKey) -> Result<(), Error> {
+/// Checks the CA pair parses and belongs together; returns its expiry.
+fn check_ca(ca: &CertAndKey) -> Result<OffsetDateTime, Error> {
     let key =
         KeyPair::from_pem(&ca.key_pem).map_err(|e| pki_err("reading the existing CA key", e))?;
+    let facts = cert_facts(&ca.cert_pem, None)
+        .map_err(|e| pki_err("reading the existing CA certificate", e))?;
+    if key.public_key_raw() != facts.public_key.as_slice() {
+        return Err(Error::runtime(
+            "the existing CA key does not match the CA certificate (etc/cellsctl/pki); restore the pair from a backup, or remove both to issue a new CA".to_string(),
+        ));
+    }
     Issuer::from_ca_cert_pem(&ca.cert_pem, key)
         .map_err(|e| pki_err("reading the existing CA certificate", e))?;
-    Ok(())
+    Ok(facts.not_after)
 }
 
 /// Facts read back from a certificate.
@@ -318,6 +332,34 @@ mod tests {
         assert_eq!(
             fixed.leaf_issued.as_deref(),
             Some("the existing key does not match the certificate")
+        );
+
+        // A CA near its end is replaced, and the leaf never outlives the CA.
+        let ca_end = now + Duration::days(CA_DAYS - 30);
+        let renewed_ca = ensure(
+            Some(first.ca.clone()),
+            Some(first.leaf.clone()),
+            &host,
+            &want,
+            CertDays(825),
+            ca_end,
+        )
+        .unwrap();
+        assert!(renewed_ca.ca_issued && renewed_ca.ca != first.ca);
+        let near_end = now + Duration::days(CA_DAYS - 100);
+        let capped = ensure(
+            Some(first.ca.clone()),
+            None,
+            &host,
+            &want,
+            CertDays(825),
+            near_end,
+        )
+        .unwrap();
+        let ca_facts = cert_facts(&first.ca.cert_pem, None).unwrap();
+        assert_eq!(
+            cert_facts(&capped.leaf.cert_pem, None).unwrap().not_after,
+            ca_facts.not_after
         );
 
         let late = now + Duration::days(800);

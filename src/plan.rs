@@ -44,8 +44,11 @@ impl Owner {
 pub enum Visibility {
     /// Shown in full.
     Public,
-    /// Shown with each of these strings replaced by `<redacted>`.
-    Redacted(Vec<String>),
+    /// Shown with the value of every `KEY:` line for these keys (and the
+    /// indented lines that continue it) replaced by `<redacted>`. Masking by
+    /// key, not by value: a value search would leak the rest of a password
+    /// that contains another, and reveal which other text equals a password.
+    Redacted(Vec<&'static str>),
     /// Never shown, only named: private keys (secret), certificates (noise).
     NotShown(&'static str),
 }

@@ -93,6 +93,12 @@ pub fn render(report: &Report, ctx: &Context) -> String {
         }
         if let Some(b) = &e.backup {
             let _ = write!(line, ", backup: {b}");
+            if e.mode & 0o077 == 0 {
+                let _ = write!(
+                    line,
+                    " (private like the file: it may hold secrets, delete it when done)"
+                );
+            }
         }
         let _ = writeln!(out, "{line}");
     }

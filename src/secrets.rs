@@ -93,7 +93,7 @@ impl SecretSource<'_> {
     /// Reads the secret: the file wins over the environment. `Ok(None)` when neither is given.
     pub fn read(&self) -> Result<Option<Secret>, Error> {
         let (raw, origin) = if let Some(path) = self.file {
-            let text = std::fs::read_to_string(path).map_err(|e| {
+            let text = read_small(path).map_err(|e| {
                 Error::usage(format!(
                     "{}: cannot read {}: {e}",
                     self.file_flag,
@@ -114,6 +114,22 @@ impl SecretSource<'_> {
             .map(Some)
             .map_err(|why| Error::usage(format!("{origin}: the password {why}")))
     }
+}
+
+/// Reads a secret file of at most 4 KiB (a password, not /dev/zero).
+fn read_small(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    const LIMIT: u64 = 4096;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(LIMIT + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > LIMIT {
+        return Err(std::io::Error::other(
+            "larger than 4 KiB; expected one line holding the password",
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| std::io::Error::other("not UTF-8 text"))
 }
 
 /// A secret file's content without its one trailing line ending (optional).

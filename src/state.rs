@@ -12,8 +12,13 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "source")]
 pub enum CaddyTarget {
-    /// Given with `--caddy-version`: kept until another is given.
-    Flag { version: CaddyVersion },
+    /// Given with `--caddy-version`: kept until another is given. The Caddy
+    /// on PATH is still watched (`seen`), so a mismatch is said, not silent.
+    Flag {
+        version: CaddyVersion,
+        #[serde(default)]
+        seen: Option<SeenCaddy>,
+    },
     /// Read from `caddy version`; re-read when the binary changes.
     Detected {
         version: CaddyVersion,
@@ -24,9 +29,16 @@ pub enum CaddyTarget {
 impl CaddyTarget {
     pub fn version(&self) -> CaddyVersion {
         match self {
-            CaddyTarget::Flag { version } | CaddyTarget::Detected { version, .. } => *version,
+            CaddyTarget::Flag { version, .. } | CaddyTarget::Detected { version, .. } => *version,
         }
     }
+}
+
+/// The Caddy found on PATH and the version it reported.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeenCaddy {
+    pub binary: BinaryStat,
+    pub version: CaddyVersion,
 }
 
 /// Enough about the Caddy binary to notice an upgrade without running it.

@@ -65,7 +65,10 @@ impl Deployment {
     /// `cellsctl SUBCOMMAND --root ROOT --non-interactive ARGS...`
     pub fn cmd(&self, subcommand: &str, args: &[&str]) -> Command {
         let mut cmd = cellsctl();
-        cmd.arg(subcommand)
+        // No `caddy` on PATH unless a test puts one there: renders pin the
+        // version, and the state then does not depend on this machine's Caddy.
+        cmd.env("PATH", "/nonexistent")
+            .arg(subcommand)
             .arg("--root")
             .arg(self.root())
             .arg("--non-interactive")

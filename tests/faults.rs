@@ -323,7 +323,6 @@ fn read_only_target_fails_cleanly() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     run_ok(cellsctl().arg("init").args(&args));
     fs.remount_read_only();
-    let before = snapshot_of(&fs.0);
     let out = cellsctl()
         .args(["regenerate", "--root"])
         .arg(&fs.0)
@@ -336,7 +335,8 @@ fn read_only_target_fails_cleanly() {
         err.contains(&fs.0.display().to_string()) && err.contains("Read-only file system"),
         "{err}"
     );
-    assert_eq!(snapshot_of(&fs.0), before, "nothing changed");
+    // (Nothing can have changed on a read-only mount; what this proves is the
+    // clean exit 1 naming the path, instead of a panic or a partial report.)
 }
 
 #[test]

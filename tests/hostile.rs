@@ -105,6 +105,10 @@ fn corpus() -> Vec<(&'static str, String, Expect)> {
         ("--prometheus-listen", s("localhost:9090"), Reject),
         ("--prometheus-listen", s("0.0.0.0:0"), Reject),
         ("--prometheus-listen", s("[::1]:9090"), Accept),
+        ("--prometheus-listen", s("0.0.0.0:9090"), Reject),
+        ("--prometheus-listen", s("10.0.0.1:9090"), Reject),
+        ("--external-url", s("https://cells.example.com:80"), Reject),
+        ("--external-url", s("http://cells.example.com:443"), Reject),
         // E-mail.
         ("--acme-email", s("tls@example.com\n"), Reject),
         ("--acme-email", s("t ls@example.com"), Reject),
@@ -200,6 +204,12 @@ fn corpus() -> Vec<(&'static str, String, Expect)> {
         ("--prometheus-password-file", long(73), Reject),
         ("--prometheus-password-file", s("two\nlines"), Reject),
         ("--prometheus-password-hash", s("$2a$14$short"), Reject),
+        (
+            "--prometheus-password-hash",
+            format!("$2a$99${}", &PROM_HASH[7..]),
+            Reject,
+        ),
+        ("--admin-password-file", "x".repeat(5000), Reject),
         (
             "--prometheus-password-hash",
             format!("{}\n", PROM_HASH),

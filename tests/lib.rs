@@ -7,6 +7,7 @@ mod hostile;
 
 mod cli_errors;
 mod live;
+mod ownership;
 mod regenerate;
 mod render;
 mod safety;

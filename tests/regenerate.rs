@@ -234,5 +234,51 @@ fn caddy_version_is_detected_and_followed() {
     assert!(d3
         .read("/etc/caddy/Caddyfile")
         .contains("tls_trust_pool file"));
+    // A pinned version is kept, but a different Caddy on PATH is said.
+    let d4 = Deployment::new();
+    let stdout = run_ok(
+        d4.cmd(
+            "init",
+            &[
+                "--external-url",
+                "https://cells.example.com",
+                "--caddy-version",
+                "2.6.2",
+                "--admin-password-file",
+                &d4.secret_file("admin"),
+                "--db-password-file",
+                &d4.secret_file("db"),
+            ],
+        )
+        .env("PATH", &path),
+    );
+    assert!(
+        stdout.contains("Rendering for Caddy 2.6.2 (from --caddy-version)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("is 2.11.7, but this renders for 2.6.2"),
+        "{stdout}"
+    );
     drop(d);
+}
+
+#[test]
+fn dry_run_into_a_missing_root_creates_nothing() {
+    let d = Deployment::new();
+    let missing = d.root().join("not-yet");
+    let args = tutorial_args(&d, "2.11.7");
+    let stdout = run_ok(
+        cellsctl()
+            .arg("init")
+            .arg("--root")
+            .arg(&missing)
+            .arg("--dry-run")
+            .args(&args),
+    );
+    assert!(
+        stdout.contains("Plan (dry run, nothing written)"),
+        "{stdout}"
+    );
+    assert!(!missing.exists());
 }

@@ -92,6 +92,10 @@ fn hash_password_prints_a_hash_caddy_accepts() {
     assert!(out.status.success());
     let hash = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(hash.starts_with("$2b$04$") && hash.len() == 60, "{hash}");
+    assert!(
+        bcrypt::verify(PROM_PASSWORD, &hash).expect("bcrypt"),
+        "the hash verifies the password"
+    );
     assert!(!String::from_utf8_lossy(&out.stderr).contains(PROM_PASSWORD));
     let out = cellsctl()
         .args(["hash-password"])
@@ -99,4 +103,80 @@ fn hash_password_prints_a_hash_caddy_accepts() {
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn overlapping_and_common_word_secrets_stay_hidden() {
+    // One password inside the other, and one equal to other text in the file.
+    for (admin, db) in [
+        ("hunter", "hunter2XYZsecret"),
+        ("admin", "tcp"),
+        ("cells", "pydio"),
+    ] {
+        let d = Deployment::new();
+        let out = d
+            .cmd(
+                "init",
+                &[
+                    "--external-url",
+                    "https://cells.example.com",
+                    "--caddy-version",
+                    "2.11.7",
+                    "--dry-run",
+                ],
+            )
+            .env("CELLSCTL_ADMIN_PASSWORD", admin)
+            .env("CELLSCTL_DB_PASSWORD", db)
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("+frontendpassword: <redacted>\n")
+                && stdout.contains("+dbtcppassword: <redacted>\n"),
+            "{stdout}"
+        );
+        assert!(
+            !stdout.contains("2XYZ"),
+            "rest of a password shown:\n{stdout}"
+        );
+        // The other lines are shown as they are: nothing reveals which text equals a password.
+        for line in [
+            "+frontendlogin: admin\n",
+            "+dbconnectiontype: tcp\n",
+            "+dbtcpname: cells\n",
+            "+dbtcpuser: pydio\n",
+        ] {
+            assert!(stdout.contains(line), "{line:?} missing:\n{stdout}");
+        }
+    }
+}
+
+#[test]
+fn an_old_unparseable_install_yml_is_masked_too() {
+    let d = Deployment::new();
+    std::fs::create_dir_all(d.path("/etc/cells")).expect("mkdir");
+    let old = "proxyconfigs:\n  - binds: [0.0.0.0:8080]\nfrontendlogin: admin\nfrontendpassword: OldAdminS3cret\ndbtcppassword: |\n  OldDbS3cret\n";
+    std::fs::write(d.path("/etc/cells/install.yml"), old).expect("write");
+    let args = tutorial_args(&d, "2.11.7");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = d.cmd("init", &args).output().expect("run");
+    assert_eq!(out.status.code(), Some(3));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !all.contains("OldAdminS3cret") && !all.contains("OldDbS3cret"),
+        "{all}"
+    );
+    assert!(
+        all.contains(" frontendpassword: <redacted>") && all.contains(" dbtcppassword: <redacted>"),
+        "{all}"
+    );
 }

@@ -97,23 +97,12 @@ pub fn render(a: &Answers, secrets: &InstallSecrets) -> Result<String, Error> {
     ))
 }
 
-/// Every form in which the secrets can appear in the file (YAML-quoted and
-/// raw), quoted forms first, so a diff can mask them.
-pub fn redactions(secrets: &InstallSecrets) -> Vec<String> {
-    let all = [&secrets.admin_password, &secrets.db_password]
-        .into_iter()
-        .chain(secrets.replaced.iter());
-    let mut quoted = Vec::new();
-    let mut raw = Vec::new();
-    for secret in all {
-        if let Ok(yaml) = serde_yaml::to_string(secret.expose()) {
-            quoted.push(yaml.trim_end_matches('\n').to_string());
-        }
-        raw.push(secret.expose().to_string());
-    }
-    quoted.extend(raw);
-    quoted
-}
+/// The keys whose values are secrets.
+pub const SECRET_KEYS: [&str; 3] = [
+    "frontendpassword",
+    "frontendrepeatpassword",
+    "dbtcppassword",
+];
 
 /// The secrets an existing install.yml holds, so regenerate can rewrite its site fields.
 pub fn secrets_from_existing(text: &str) -> Result<InstallSecrets, String> {
@@ -122,6 +111,5 @@ pub fn secrets_from_existing(text: &str) -> Result<InstallSecrets, String> {
         admin_password: Secret::new(file.frontendpassword)
             .map_err(|e| format!("frontendpassword {e}"))?,
         db_password: Secret::new(file.dbtcppassword).map_err(|e| format!("dbtcppassword {e}"))?,
-        replaced: Vec::new(),
     })
 }

@@ -10,6 +10,9 @@ pub mod cells_install;
 pub mod prometheus;
 pub mod systemd;
 
+#[cfg(test)]
+mod properties;
+
 use crate::answers::{Answers, UpstreamTls};
 use crate::error::Error;
 use crate::pki::Pki;
@@ -39,9 +42,6 @@ pub mod paths {
 pub struct InstallSecrets {
     pub admin_password: Secret,
     pub db_password: Secret,
-    /// Secrets the file on disk held before, if they are being replaced:
-    /// they must be masked in diffs too.
-    pub replaced: Vec<Secret>,
 }
 
 /// Inputs besides the answers.
@@ -209,7 +209,7 @@ pub fn plan(answers: &Answers, inputs: &RenderInputs) -> Result<Plan, Error> {
                 user: Some(cells_user.clone()),
                 group: Some(cells_user.clone()),
             },
-            visibility: Visibility::Redacted(cells_install::redactions(secrets)),
+            visibility: Visibility::Redacted(cells_install::SECRET_KEYS.to_vec()),
             ..public_file(
                 paths::INSTALL_YML,
                 cells_install::render(answers, secrets)?,

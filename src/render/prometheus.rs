@@ -106,7 +106,9 @@ pub fn render_dropin(a: &Answers, p: &Prometheus) -> Result<String, Error> {
 
 /// The drop-in flags that `/etc/default/prometheus` already sets in `ARGS`.
 pub fn conflicting_default_args(defaults_file: &str) -> Vec<&'static str> {
-    let args: Vec<&str> = defaults_file
+    // Debian's file tells admins to continue long ARGS with a backslash.
+    let joined = defaults_file.replace("\\\n", " ");
+    let args: Vec<&str> = joined
         .lines()
         .map(str::trim)
         .filter(|l| !l.starts_with('#'))
@@ -141,6 +143,12 @@ mod tests {
         assert_eq!(
             conflicting_default_args("ARGS='--config.file /x --web.external-url=http://a'"),
             vec!["--config.file", "--web.external-url"]
+        );
+        assert_eq!(
+            conflicting_default_args(
+                "ARGS=\"--storage.tsdb.retention.time=30d \\\n  --web.listen-address=:9091\"\n"
+            ),
+            vec!["--web.listen-address"]
         );
     }
 }
