@@ -233,3 +233,54 @@ pub fn free_ports<const N: usize>() -> [u16; N] {
         .collect();
     std::array::from_fn(|i| listeners[i].local_addr().expect("local addr").port())
 }
+
+/// `caddy adapt` of the rendered Caddyfile (paths below the root): its JSON.
+pub fn caddy_adapt(caddy: &Path, d: &Deployment) -> String {
+    let file = d.root().join("Caddyfile.adapt");
+    std::fs::write(&file, caddyfile_below_root(d)).expect("write");
+    let out = std::process::Command::new(caddy)
+        .args(["adapt", "--adapter", "caddyfile", "--config"])
+        .arg(&file)
+        .output()
+        .expect("caddy adapt");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// With openssl: cells.key belongs to cells.crt, which chains to the cellsctl CA.
+pub fn assert_cells_pki_consistent(d: &Deployment) {
+    let Some(openssl) = require_tool("openssl", None) else {
+        return;
+    };
+    let stdout = |args: &[&str], file: &str| {
+        let o = std::process::Command::new(&openssl)
+            .args(args)
+            .arg(d.path(file))
+            .output()
+            .expect("openssl");
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    assert_eq!(
+        stdout(
+            &["x509", "-noout", "-pubkey", "-in"],
+            "/etc/cells/tls/cells.crt"
+        ),
+        stdout(&["pkey", "-pubout", "-in"], "/etc/cells/tls/cells.key"),
+        "cells.key matches cells.crt"
+    );
+    let verify = std::process::Command::new(&openssl)
+        .args(["verify", "-purpose", "sslserver", "-CAfile"])
+        .arg(d.path("/etc/cellsctl/pki/ca.crt"))
+        .arg(d.path("/etc/cells/tls/cells.crt"))
+        .output()
+        .expect("openssl verify");
+    assert!(
+        verify.status.success(),
+        "cells.crt chains to the CA: {}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}

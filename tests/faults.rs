@@ -76,36 +76,6 @@ fn assert_each_old_or_new(
     }
 }
 
-/// Key and certificate belong together and chain to the CA.
-fn assert_pki_consistent(d: &Deployment) {
-    let Some(openssl) = require_tool("openssl", None) else {
-        return;
-    };
-    let run = |args: &[&str], file: &str| {
-        let o = std::process::Command::new(&openssl)
-            .args(args)
-            .arg(d.path(file))
-            .output()
-            .expect("openssl");
-        String::from_utf8_lossy(&o.stdout).to_string()
-    };
-    assert_eq!(
-        run(
-            &["x509", "-noout", "-pubkey", "-in"],
-            "/etc/cells/tls/cells.crt"
-        ),
-        run(&["pkey", "-pubout", "-in"], "/etc/cells/tls/cells.key"),
-        "cells.key matches cells.crt"
-    );
-    let verify = std::process::Command::new(&openssl)
-        .args(["verify", "-CAfile"])
-        .arg(d.path("/etc/cellsctl/pki/ca.crt"))
-        .arg(d.path("/etc/cells/tls/cells.crt"))
-        .output()
-        .expect("openssl");
-    assert!(verify.status.success());
-}
-
 #[test]
 fn failure_after_each_write_then_the_next_run_finishes() {
     let reference = reference_after_url_change();
@@ -153,7 +123,7 @@ fn failure_after_each_write_then_the_next_run_finishes() {
                 );
             }
         }
-        assert_pki_consistent(&d);
+        assert_cells_pki_consistent(&d);
         assert!(leftovers(&d).is_empty(), "{:?}", leftovers(&d));
         let stdout = run_ok(&mut d.cmd("regenerate", &[]));
         assert!(
@@ -214,7 +184,7 @@ fn sigkill_mid_apply_then_the_next_run_finishes() {
         "{stdout}"
     );
     assert!(leftovers(&d).is_empty(), "{:?}", leftovers(&d));
-    assert_pki_consistent(&d);
+    assert_cells_pki_consistent(&d);
     assert_eq!(
         d.read("/etc/caddy/Caddyfile").as_bytes(),
         reference["etc/caddy/Caddyfile"].as_slice()

@@ -246,20 +246,7 @@ fn args_with(d: &Deployment, flag: &str, value: &str) -> Vec<String> {
 
 /// `caddy adapt` JSON with the volatile parts (hash, host, paths) masked.
 fn adapted_structure(caddy: &std::path::Path, d: &Deployment) -> String {
-    let file = d.root().join("Caddyfile.adapt");
-    std::fs::write(&file, caddyfile_below_root(d)).expect("write");
-    let out = std::process::Command::new(caddy)
-        .args(["adapt", "--adapter", "caddyfile", "--config"])
-        .arg(&file)
-        .output()
-        .expect("caddy adapt");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: serde_yaml::Value =
-        serde_yaml::from_str(&String::from_utf8_lossy(&out.stdout)).expect("JSON");
+    let json: serde_yaml::Value = serde_yaml::from_str(&caddy_adapt(caddy, d)).expect("JSON");
     // Shape only: keys and array lengths, not the values.
     fn shape(v: &serde_yaml::Value) -> String {
         match v {

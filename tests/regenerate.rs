@@ -81,16 +81,7 @@ fn url_change_updates_exactly_the_url_places() {
         sans.contains("DNS:files.example.org") && !sans.contains("cells.example.com"),
         "{sans}"
     );
-    let verify = std::process::Command::new(&openssl)
-        .args(["verify", "-CAfile"])
-        .arg(d.path("/etc/cellsctl/pki/ca.crt"))
-        .arg(d.path("/etc/cells/tls/cells.crt"))
-        .output()
-        .expect("openssl");
-    assert!(
-        verify.status.success(),
-        "re-issued leaf chains to the kept CA"
-    );
+    assert_cells_pki_consistent(&d);
 
     // What to restart, in order.
     let expected = "systemctl daemon-reload\n     systemctl restart cells\n     systemctl reload caddy\n     systemctl restart prometheus";
@@ -296,7 +287,13 @@ fn masked(text: &str) -> String {
         } else if !in_pem {
             let words: Vec<String> = line
                 .split(' ')
-                .map(|w| if w.starts_with("$2") && w.len() == 60 { "[BCRYPT]".to_string() } else { w.to_string() })
+                .map(|w| {
+                    if w.starts_with("$2") && w.len() == 60 {
+                        "[BCRYPT]".to_string()
+                    } else {
+                        w.to_string()
+                    }
+                })
                 .collect();
             out.push_str(&words.join(" "));
             out.push('\n');
@@ -310,13 +307,30 @@ fn two_fresh_inits_give_the_same_files() {
     let render = || {
         let d = Deployment::new();
         let out = d
-            .cmd("init", &["--external-url", "https://cells.example.com", "--prometheus", "--prometheus-user", "ops", "--bcrypt-cost", "4", "--caddy-version", "2.11.7"])
+            .cmd(
+                "init",
+                &[
+                    "--external-url",
+                    "https://cells.example.com",
+                    "--prometheus",
+                    "--prometheus-user",
+                    "ops",
+                    "--bcrypt-cost",
+                    "4",
+                    "--caddy-version",
+                    "2.11.7",
+                ],
+            )
             .env("CELLSCTL_PROMETHEUS_PASSWORD", PROM_PASSWORD)
             .env("CELLSCTL_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("CELLSCTL_DB_PASSWORD", DB_PASSWORD)
             .output()
             .expect("run");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         d
     };
     let (a, b) = (render(), render());
@@ -325,17 +339,31 @@ fn two_fresh_inits_give_the_same_files() {
             .into_iter()
             .filter(|(p, _)| !p.ends_with("cellsctl.yaml")) // holds the hashes of the PEM files
             .map(|(p, bytes)| {
-                (p.strip_prefix(d.root()).expect("below").display().to_string(), masked(&String::from_utf8_lossy(&bytes)))
+                (
+                    p.strip_prefix(d.root())
+                        .expect("below")
+                        .display()
+                        .to_string(),
+                    masked(&String::from_utf8_lossy(&bytes)),
+                )
             })
             .collect()
     };
     let (fa, fb) = (files(&a), files(&b));
-    assert_eq!(fa.len(), 9, "{:?}", fa.iter().map(|(p, _)| p).collect::<Vec<_>>());
+    assert_eq!(
+        fa.len(),
+        9,
+        "{:?}",
+        fa.iter().map(|(p, _)| p).collect::<Vec<_>>()
+    );
     assert_eq!(fa, fb);
     // The bcrypt hashes differ (random salt) but both verify the password.
     for d in [&a, &b] {
         let caddyfile = d.read("/etc/caddy/Caddyfile");
-        let hash = caddyfile.lines().find_map(|l| l.trim().strip_prefix("ops ")).expect("auth line");
+        let hash = caddyfile
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("ops "))
+            .expect("auth line");
         assert!(bcrypt::verify(PROM_PASSWORD, hash).expect("bcrypt"));
     }
 }

@@ -195,19 +195,7 @@ fn caddy_validates_every_combination_without_warnings() {
 fn caddy_adapt_shows_the_intended_routes() {
     for (version, caddy) in caddy_binaries() {
         let d = init_tutorial(version);
-        let file = d.root().join("Caddyfile.test");
-        std::fs::write(&file, caddyfile_below_root(&d)).expect("write");
-        let out = Command::new(&caddy)
-            .args(["adapt", "--adapter", "caddyfile", "--config"])
-            .arg(&file)
-            .output()
-            .expect("caddy adapt");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let json = String::from_utf8_lossy(&out.stdout);
+        let json = caddy_adapt(&caddy, &d);
         // One site, the Prometheus matcher exact, basic auth with our user and hash,
         // HTTP/2-capable TLS transport to Cells (never forced to HTTP/1.1).
         assert!(
@@ -378,20 +366,5 @@ fn openssl_verifies_the_cells_certificate_chain() {
     ] {
         assert!(text.contains(want), "missing {want} in:\n{text}");
     }
-    // The private key matches the certificate.
-    let pubkey = |args: &[&str], file: &str| {
-        let o = Command::new(&openssl)
-            .args(args)
-            .arg(d.path(file))
-            .output()
-            .expect("openssl");
-        String::from_utf8_lossy(&o.stdout).to_string()
-    };
-    assert_eq!(
-        pubkey(
-            &["x509", "-noout", "-pubkey", "-in"],
-            "/etc/cells/tls/cells.crt"
-        ),
-        pubkey(&["pkey", "-pubout", "-in"], "/etc/cells/tls/cells.key")
-    );
+    assert_cells_pki_consistent(&d);
 }
