@@ -586,11 +586,7 @@ fn write_atomic(
     let dir = target
         .parent()
         .ok_or_else(|| Error::runtime(format!("{} has no parent directory", target.display())))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".cellsctl-")
-        .permissions(fs::Permissions::from_mode(0o600))
-        .tempfile_in(dir)
-        .map_err(|e| Error::io("create a temporary file in", dir, e))?;
+    let mut tmp = create_private_temp(dir)?;
     tmp.write_all(contents)
         .map_err(|e| Error::io("write", tmp.path(), e))?;
     set_meta(tmp.path(), mode, uid, gid)?;
@@ -602,6 +598,16 @@ fn write_atomic(
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io("sync", dir, e))
+}
+
+/// A temp file in `dir`, created 0600 whatever the umask: a secret written
+/// into it is never readable by others, even before its final mode is set.
+fn create_private_temp(dir: &Path) -> Result<tempfile::NamedTempFile, Error> {
+    tempfile::Builder::new()
+        .prefix(".cellsctl-")
+        .permissions(fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)
+        .map_err(|e| Error::io("create a temporary file in", dir, e))
 }
 
 /// Copies `target` to `target.cellsctl-bak.TIMESTAMP` (mode kept), returning the backup's path.
@@ -622,4 +628,34 @@ fn backup(target: &Path, timestamp: &str) -> Result<String, Error> {
     };
     fs::copy(target, &dest).map_err(|e| Error::io("back up", target, e))?;
     Ok(dest.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_files_are_private_from_creation() {
+        let dir = tempfile::tempdir().expect("dir");
+        // Even with a permissive umask the file starts 0600.
+        let old = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+        let tmp = create_private_temp(dir.path());
+        nix::sys::stat::umask(old);
+        let tmp = tmp.expect("temp file");
+        let mode = fs::metadata(tmp.path()).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn masking_by_key_hides_whole_values() {
+        let text = "frontendlogin: admin\nfrontendpassword: 'a''b'\ndbtcppassword: |\n  line1\n  line2\ndbtcpname: cells\n";
+        let shown = shown(
+            text,
+            &Visibility::Redacted(vec!["frontendpassword", "dbtcppassword"]),
+        );
+        assert_eq!(
+            shown,
+            "frontendlogin: admin\nfrontendpassword: <redacted>\ndbtcppassword: <redacted>\ndbtcpname: cells\n"
+        );
+    }
 }
