@@ -162,6 +162,9 @@ impl FromStr for ExternalUrl {
         if !is_printable_ascii_no_space(s) {
             return Err(format!("contains spaces or control characters; {ACCEPTED}"));
         }
+        if !s.contains("://") {
+            return Err(format!("'{s}' has no scheme; {ACCEPTED}"));
+        }
         let url = url::Url::parse(s).map_err(|e| format!("not a URL ({e}); {ACCEPTED}"))?;
         let scheme = match url.scheme() {
             "https" => Scheme::Https,

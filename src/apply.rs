@@ -128,6 +128,7 @@ impl Report {
     }
 }
 
+#[derive(Clone, Copy)]
 pub struct ApplyOptions<'a> {
     pub root: &'a Path,
     pub dry_run: bool,

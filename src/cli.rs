@@ -62,7 +62,7 @@ pub struct CommonArgs {
     /// Re-create managed files that were deleted by hand (install.yml excepted).
     #[arg(long)]
     pub restore: bool,
-    /// Never prompt; fail listing every missing answer (the only mode for now).
+    /// Never prompt (also the case when stdin is not a terminal); fail listing every missing answer.
     #[arg(long, env = "CELLSCTL_NON_INTERACTIVE")]
     pub non_interactive: bool,
 }
@@ -81,7 +81,7 @@ pub enum PublicTlsMode {
 
 /// Every answer. None of them uses a clap default: an absent flag falls
 /// back to the saved state, then to the default named in its help.
-#[derive(Args, Debug, Default)]
+#[derive(Args, Debug, Default, Clone)]
 pub struct AnswerArgs {
     /// Public URL of Cells: https://HOST or https://HOST:PORT (http:// only with --public-tls off).
     #[arg(long, value_name = "URL", env = "CELLSCTL_EXTERNAL_URL")]

@@ -11,6 +11,8 @@ pub enum Error {
     Refused(String),
     /// Anything else that failed at run time: exit 1.
     Runtime(String),
+    /// The person declined, pressed Ctrl-C or closed the input: exit 1, nothing written.
+    Cancelled(String),
 }
 
 impl Error {
@@ -31,7 +33,7 @@ impl Error {
         match self {
             Error::Usage(_) => 2,
             Error::Refused(_) => 3,
-            Error::Runtime(_) => 1,
+            Error::Runtime(_) | Error::Cancelled(_) => 1,
         }
     }
 }
@@ -40,6 +42,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Usage(m) | Error::Refused(m) | Error::Runtime(m) => f.write_str(m),
+            Error::Cancelled(why) => write!(f, "cancelled ({why}); nothing was written"),
         }
     }
 }

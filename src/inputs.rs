@@ -165,7 +165,10 @@ pub fn resolve(
                 Some(p) if bcrypt::verify(password.expose(), p.password_hash.as_str()).unwrap_or(false) => {
                     Some(p.password_hash.clone())
                 }
-                _ => Some(bcrypt_hash(password.expose(), bcrypt_cost)?),
+                _ => Some(crate::ui::with_spinner(
+                    &format!("Hashing the Prometheus password (bcrypt cost {bcrypt_cost})"),
+                    || bcrypt_hash(password.expose(), bcrypt_cost),
+                )?),
             },
             (None, None) => prev_prom.map(|p| p.password_hash.clone()),
         };
@@ -326,6 +329,11 @@ pub fn resolve(
         caddy,
         notes,
     })
+}
+
+/// Whether a `caddy` is on PATH (the wizard asks for a version otherwise).
+pub fn caddy_on_path_exists() -> bool {
+    find_caddy().is_some()
 }
 
 /// The first `caddy` executable on PATH.

@@ -15,10 +15,12 @@ pub mod render;
 pub mod report;
 pub mod secrets;
 pub mod state;
+pub mod ui;
+pub mod wizard;
 
 use crate::answers::UpstreamTls;
 use crate::apply::{sha256_hex, under_root, ApplyOptions};
-use crate::cli::{Cli, Command, GenerateArgs, HashPasswordArgs};
+use crate::cli::{AnswerArgs, Cli, Command, GenerateArgs, HashPasswordArgs};
 use crate::error::Error;
 use crate::inputs::SecretEnv;
 use crate::pki::CertAndKey;
@@ -26,7 +28,8 @@ use crate::plan::{Owner, PlannedFile, Visibility};
 use crate::render::{paths, InstallSecrets, RenderInputs};
 use crate::secrets::{SecretRules, SecretSource};
 use crate::state::{FileRecord, State, SCHEMA_VERSION};
-use std::io::{BufRead, Write};
+use crate::wizard::Prompter;
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use time::OffsetDateTime;
 
@@ -89,20 +92,20 @@ enum InstallPlan {
 
 fn install_plan(
     root: &Path,
-    args: &GenerateArgs,
+    flags: &AnswerArgs,
     saved: Option<&State>,
     secret_env: &SecretEnv,
 ) -> Result<InstallPlan, Error> {
     let admin = SecretSource {
         file_flag: "--admin-password-file",
-        file: args.answers.admin_password_file.as_deref(),
+        file: flags.admin_password_file.as_deref(),
         env_var: "CELLSCTL_ADMIN_PASSWORD",
         env_value: secret_env.admin_password.clone(),
         rules: SecretRules::Install,
     };
     let db = SecretSource {
         file_flag: "--db-password-file",
-        file: args.answers.db_password_file.as_deref(),
+        file: flags.db_password_file.as_deref(),
         env_var: "CELLSCTL_DB_PASSWORD",
         env_value: secret_env.db_password.clone(),
         rules: SecretRules::Install,
@@ -185,6 +188,22 @@ fn fault_from_env() -> Result<Option<apply::Fault>, Error> {
     Ok(None)
 }
 
+/// Set once files are being written, so an interrupt says the right thing.
+static WRITING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Ctrl-C during the questions: restore the cursor, say so in one line, exit.
+fn install_interrupt_handler() {
+    let _ = ctrlc::set_handler(|| {
+        let _ = console::Term::stderr().show_cursor();
+        if WRITING.load(std::sync::atomic::Ordering::SeqCst) {
+            eprintln!("\ncellsctl: interrupted while writing; run `cellsctl regenerate` to finish (each file is whole, old or new)");
+        } else {
+            eprintln!("\ncellsctl: interrupted; nothing was written");
+        }
+        std::process::exit(130);
+    });
+}
+
 fn generate(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), Error> {
     let root = args.common.root.as_path();
     if !root.exists() && !args.common.dry_run {
@@ -207,12 +226,42 @@ fn generate(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), 
             state_path.display()
         )));
     }
-    let secret_env = SecretEnv::from_process();
+    // On a terminal, `init` asks for what flags, env and state left open;
+    // the wizard hands back flags and secrets, and the rest is one code path.
+    let interactive = mode == Mode::Init
+        && !args.common.non_interactive
+        && std::io::stdin().is_terminal()
+        && std::io::stderr().is_terminal();
+    let mut prompter = interactive.then(wizard::TerminalPrompter::new);
+    let (flags, secret_env) = match prompter.as_mut() {
+        Some(prompter) => {
+            install_interrupt_handler();
+            let recorded = saved
+                .as_ref()
+                .is_some_and(|s| s.files.contains_key(paths::INSTALL_YML));
+            let env = SecretEnv::from_process();
+            let filled = wizard::run(
+                prompter,
+                &wizard::Known {
+                    flags: &args.answers,
+                    secret_env: &env,
+                    saved: saved.as_ref(),
+                    needs_install_secrets: !recorded
+                        && !under_root(root, paths::INSTALL_YML).exists(),
+                    caddy_known: args.answers.caddy_version.is_some()
+                        || saved.is_some()
+                        || inputs::caddy_on_path_exists(),
+                },
+            )?;
+            (filled.flags, filled.secret_env)
+        }
+        None => (args.answers.clone(), SecretEnv::from_process()),
+    };
 
     // Missing answers are reported together: collect the install secrets'
     // complaint after the answers' own.
-    let resolved = inputs::resolve(&args.answers, &secret_env, saved.as_ref());
-    let install = install_plan(root, args, saved.as_ref(), &secret_env);
+    let resolved = inputs::resolve(&flags, &secret_env, saved.as_ref());
+    let install = install_plan(root, &flags, saved.as_ref(), &secret_env);
     let (resolved, install) = match (resolved, install) {
         (Ok(r), Ok(i)) => (r, i),
         (Err(Error::Usage(a)), Err(Error::Usage(b)))
@@ -311,19 +360,40 @@ fn generate(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), 
         now.minute(),
         now.second()
     );
-    let report = apply::apply(
-        &plan,
-        &previous,
-        &ApplyOptions {
-            root,
-            dry_run: args.common.dry_run,
-            force: args.common.force,
-            restore: args.common.restore,
-            timestamp: &timestamp,
-            intent: paths::INTENT,
-            fault: fault_from_env()?,
-        },
-    )?;
+    let options = ApplyOptions {
+        root,
+        dry_run: args.common.dry_run,
+        force: args.common.force,
+        restore: args.common.restore,
+        timestamp: &timestamp,
+        intent: paths::INTENT,
+        fault: fault_from_env()?,
+    };
+    if let (Some(prompter), false) = (prompter.as_mut(), args.common.dry_run) {
+        // Review before writing: the answers and what would happen to each file.
+        let preview = apply::apply(
+            &plan,
+            &previous,
+            &ApplyOptions {
+                dry_run: true,
+                ..options
+            },
+        )?;
+        eprint!(
+            "{}",
+            report::review(
+                answers,
+                &preview,
+                root,
+                matches!(install, InstallPlan::Write(_))
+            )
+        );
+        if !prompter.confirm("Write these files?", true)? {
+            return Err(Error::Cancelled("declined at the review".into()));
+        }
+    }
+    WRITING.store(true, std::sync::atomic::Ordering::SeqCst);
+    let report = apply::apply(&plan, &previous, &options)?;
 
     let context = report::Context {
         root,

@@ -13,3 +13,4 @@ mod render;
 mod safety;
 mod secrets;
 mod validators;
+mod wizard;

@@ -1,0 +1,300 @@
+//! The wizard through a real pseudo-terminal: a full first run, a re-run
+//! that changes only the URL, and Ctrl-C half-way.
+
+use crate::common::*;
+use rexpect::process::WaitStatus;
+use rexpect::session::PtySession;
+
+fn spawn(d: &Deployment, extra: &[&str]) -> PtySession {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("cellsctl"));
+    cmd.arg("init").arg("--root").arg(d.root()).args(extra);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CELLSCTL_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("NO_COLOR", "1")
+        .env("TERM", "xterm")
+        .env("PATH", "/nonexistent");
+    rexpect::session::spawn_command(cmd, Some(20_000)).expect("spawn in a pty")
+}
+
+thread_local! {
+    /// Everything the program printed so far in this test's session.
+    static TRANSCRIPT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+fn record(text: &str) {
+    TRANSCRIPT.with(|t| t.borrow_mut().push_str(text));
+}
+
+/// Waits for a question, then answers it (an empty line takes the default).
+fn answer(p: &mut PtySession, question: &str, line: &str) {
+    let before = p
+        .exp_string(question)
+        .unwrap_or_else(|e| panic!("waiting for {question:?}: {e}"));
+    record(&before);
+    p.send_line(line).expect("send");
+}
+
+/// Hidden input: typed, then typed again to confirm.
+fn answer_password(p: &mut PtySession, question: &str, secret: &str) {
+    answer(p, question, secret);
+    answer(p, "Again, to confirm", secret);
+}
+
+fn exit_code(p: &mut PtySession) -> Option<i32> {
+    p.exp_eof().expect("the program ends");
+    match p.process().wait().expect("wait") {
+        WaitStatus::Exited(_, code) => Some(code),
+        _ => None,
+    }
+}
+
+/// Text files with bcrypt hashes and PEM blocks masked, and the state left out
+/// (it holds the hashes of the PEM files).
+fn masked_files(d: &Deployment) -> Vec<(String, String)> {
+    d.snapshot()
+        .into_iter()
+        .filter(|(p, _)| !p.ends_with("cellsctl.yaml"))
+        .map(|(p, bytes)| {
+            let text = String::from_utf8_lossy(&bytes);
+            let mut out = String::new();
+            let mut in_pem = false;
+            for line in text.lines() {
+                if line.starts_with("-----BEGIN ") {
+                    in_pem = true;
+                    out.push_str("[PEM]\n");
+                } else if line.starts_with("-----END ") {
+                    in_pem = false;
+                } else if !in_pem {
+                    let line: Vec<&str> = line
+                        .split(' ')
+                        .map(|w| {
+                            if w.starts_with("$2") && w.len() == 60 {
+                                "[BCRYPT]"
+                            } else {
+                                w
+                            }
+                        })
+                        .collect();
+                    out.push_str(&line.join(" "));
+                    out.push('\n');
+                }
+            }
+            (
+                p.strip_prefix(d.root())
+                    .expect("below")
+                    .display()
+                    .to_string(),
+                out,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn first_run_gives_the_same_files_as_the_flags() {
+    let d = Deployment::new();
+    let mut p = spawn(&d, &["--caddy-version", "2.11.7"]);
+    answer(&mut p, "External URL", "cells.example.com"); // refused: no scheme
+    p.exp_string("has no scheme").expect("the reason is shown");
+    answer(&mut p, "External URL", "https://cells.example.com");
+    answer(&mut p, "Cells bind address", "0.0.0.0:8080");
+    answer(&mut p, "Public TLS", "");
+    answer(&mut p, "ACME e-mail", "tls@example.com");
+    answer(&mut p, "Upstream TLS", "");
+    answer(&mut p, "Serve Prometheus?", "y");
+    answer(&mut p, "Prometheus listen address", "");
+    answer(&mut p, "Prometheus path", "");
+    answer(&mut p, "Prometheus user", "sysadminUser");
+    answer_password(&mut p, "Prometheus password", PROM_PASSWORD);
+    answer(&mut p, "Cells admin login", "");
+    answer_password(&mut p, "Cells admin password", ADMIN_PASSWORD);
+    answer(&mut p, "Database host", "");
+    answer(&mut p, "Database port", "");
+    answer(&mut p, "Database name", "");
+    answer(&mut p, "Database user", "");
+    answer_password(&mut p, "Database password", DB_PASSWORD);
+    answer(&mut p, "Change advanced settings", "n");
+    // (rexpect reads bytes as Latin-1, so the bullets are not matched here.)
+    record(
+        &p.exp_string("Prometheus login  sysadminUser / ")
+            .expect("review shows the login, not the password"),
+    );
+    record(
+        &p.exp_string("create           ")
+            .expect("review lists files"),
+    );
+    answer(&mut p, "Write these files?", "y");
+    record(&p.exp_string("Next steps").expect("written"));
+    assert_eq!(exit_code(&mut p), Some(0));
+    let transcript = TRANSCRIPT.with(|t| t.borrow().clone());
+    assert!(transcript.contains("Review:"));
+    for secret in [PROM_PASSWORD, ADMIN_PASSWORD, DB_PASSWORD] {
+        assert!(
+            !transcript.contains(secret),
+            "{secret:?} shown on the terminal"
+        );
+    }
+
+    // The same answers as flags.
+    let flags = Deployment::new();
+    let out = flags
+        .cmd(
+            "init",
+            &[
+                "--external-url",
+                "https://cells.example.com",
+                "--bind",
+                "0.0.0.0:8080",
+                "--acme-email",
+                "tls@example.com",
+                "--prometheus",
+                "--prometheus-user",
+                "sysadminUser",
+                "--caddy-version",
+                "2.11.7",
+            ],
+        )
+        .env("CELLSCTL_PROMETHEUS_PASSWORD", PROM_PASSWORD)
+        .env("CELLSCTL_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("CELLSCTL_DB_PASSWORD", DB_PASSWORD)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(masked_files(&d), masked_files(&flags));
+    // The password typed in the wizard is the one Caddy will check.
+    let caddyfile = d.read("/etc/caddy/Caddyfile");
+    let hash = caddyfile
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("sysadminUser "))
+        .expect("auth line");
+    assert!(bcrypt::verify(PROM_PASSWORD, hash).expect("bcrypt"));
+}
+
+#[test]
+fn rerun_changes_only_the_url_like_regenerate() {
+    let d = init_tutorial("2.11.7");
+    // A copy of the same deployment, changed with regenerate for comparison.
+    let twin = Deployment::new();
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", d.root().display()))
+        .arg(twin.root())
+        .status()
+        .expect("cp");
+    assert!(status.success());
+    run_ok(&mut twin.cmd(
+        "regenerate",
+        &["--external-url", "https://files.example.org"],
+    ));
+
+    let mut p = spawn(&d, &[]);
+    answer(&mut p, "External URL", "https://files.example.org");
+    for q in [
+        "Cells bind address",
+        "Public TLS",
+        "ACME e-mail",
+        "Upstream TLS",
+        "Serve Prometheus?",
+        "Prometheus listen address",
+        "Prometheus path",
+        "Prometheus user",
+        "Keep the current Prometheus password?",
+        "Cells admin login",
+        "Database host",
+        "Database port",
+        "Database name",
+        "Database user",
+        "Change advanced settings",
+    ] {
+        answer(&mut p, q, "");
+    }
+    p.exp_string("update           ")
+        .expect("review lists changed files");
+    answer(&mut p, "Write these files?", "");
+    assert_eq!(exit_code(&mut p), Some(0));
+    assert_eq!(masked_files(&d), masked_files(&twin));
+    assert!(d
+        .read("/etc/caddy/Caddyfile")
+        .contains("https://files.example.org {"));
+}
+
+#[test]
+fn ctrl_c_half_way_writes_nothing() {
+    let d = Deployment::new();
+    let mut p = spawn(&d, &["--caddy-version", "2.11.7"]);
+    answer(&mut p, "External URL", "https://cells.example.com");
+    p.exp_string("Cells bind address").expect("second question");
+    p.send_control('c').expect("Ctrl-C");
+    let rest = p.exp_eof().expect("the program ends");
+    assert!(rest.contains("nothing was written"), "{rest:?}");
+    let status = p.process().wait().expect("wait");
+    assert!(!matches!(status, WaitStatus::Exited(_, 0)), "{status:?}");
+    assert!(d.snapshot().is_empty(), "the root is untouched");
+}
+
+#[test]
+fn declining_the_review_writes_nothing() {
+    let d = Deployment::new();
+    let mut p = spawn(
+        &d,
+        &[
+            "--external-url",
+            "https://cells.example.com",
+            "--no-prometheus",
+            "--caddy-version",
+            "2.11.7",
+            "--admin-password-file",
+            &d.secret_file("admin"),
+            "--db-password-file",
+            &d.secret_file("db"),
+        ],
+    );
+    for q in [
+        "Cells bind address",
+        "Public TLS",
+        "ACME e-mail",
+        "Upstream TLS",
+        "Cells admin login",
+        "Database host",
+        "Database port",
+        "Database name",
+        "Database user",
+        "Change advanced settings",
+    ] {
+        answer(&mut p, q, "");
+    }
+    answer(&mut p, "Write these files?", "n");
+    let rest = p.exp_eof().expect("ends");
+    assert!(rest.contains("nothing was written"), "{rest:?}");
+    assert!(d.snapshot().is_empty());
+}
+
+#[test]
+fn piped_stdin_never_prompts() {
+    let d = Deployment::new();
+    let out = cellsctl()
+        .args(["init", "--root"])
+        .arg(d.root())
+        .env("PATH", "/nonexistent")
+        .write_stdin("https://cells.example.com\n")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for flag in [
+        "--external-url",
+        "--caddy-version",
+        "--admin-password-file",
+        "--db-password-file",
+    ] {
+        assert!(err.contains(flag), "{flag} not listed:\n{err}");
+    }
+    assert!(d.snapshot().is_empty());
+}
