@@ -718,6 +718,13 @@ pub struct Answers {
     pub database: Database,
     pub cells: CellsRuntime,
     pub caddy_version: CaddyVersion,
+    /// Where cellsctl is installed, for the renewal timer's unit.
+    #[serde(default = "default_cellsctl_binary")]
+    pub cellsctl_binary: AbsPath,
+}
+
+fn default_cellsctl_binary() -> AbsPath {
+    default_of("/usr/bin/cellsctl")
 }
 
 impl Answers {

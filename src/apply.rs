@@ -96,6 +96,8 @@ pub struct Entry {
     pub backup: Option<String>,
     pub affects: Vec<Service>,
     pub is_state: bool,
+    /// sha256 of the content written (or that would be); `None` for removals.
+    pub sha256: Option<String>,
 }
 
 /// What apply did (or, in a dry run, would do).
@@ -379,6 +381,7 @@ pub fn apply(
             backup: None,
             affects: file.affects.clone(),
             is_state: file.is_state,
+            sha256: Some(sha256_hex(&file.contents)),
         });
         old_contents.push(existing);
     }
@@ -409,6 +412,7 @@ pub fn apply(
                 backup: None,
                 affects: gone.affects.clone(),
                 is_state: false,
+                sha256: None,
             });
         }
     }

@@ -21,16 +21,60 @@ pub struct Cli {
     pub command: Command,
 }
 
+const INIT_EXAMPLES: &str = "\
+Examples:
+  # Answer questions on a terminal (flags given here are not asked):
+  cellsctl init
+
+  # Pydio's tutorial scenario, unattended (Ansible, cloud-init):
+  CELLSCTL_ADMIN_PASSWORD=... CELLSCTL_DB_PASSWORD=... CELLSCTL_PROMETHEUS_PASSWORD=... \\
+    cellsctl init --non-interactive --external-url https://cells.example.com \\
+      --bind 0.0.0.0:8080 --acme-email tls@example.com --prometheus --prometheus-user sysadminUser
+
+  # Render into a directory without touching the system:
+  cellsctl init --root ./demo-root --caddy-version 2.11.7 ...";
+
+const REGENERATE_EXAMPLES: &str = "\
+Examples:
+  # Move to a new public URL (Caddyfile, unit, install.yml, Prometheus, certificate):
+  cellsctl regenerate --external-url https://files.example.org --dry-run
+  cellsctl regenerate --external-url https://files.example.org --restart-services
+
+  # Nothing changed? Nothing is written (safe in provisioning loops and timers):
+  cellsctl regenerate --non-interactive";
+
+const HASH_EXAMPLES: &str = "\
+Examples:
+  echo 'my password' | cellsctl hash-password
+  cellsctl hash-password --cost 12 < password.txt";
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// First setup: validate the answers, render every file, write them and save the state.
     ///
+    /// On a terminal, asks for every answer no flag, env var or saved state gave.
     /// On a root that already holds a state, behaves like `regenerate` with the given flags.
+    #[command(after_help = INIT_EXAMPLES)]
     Init(GenerateArgs),
-    /// Load the saved state, apply the answer flags given, re-render and write only what changed.
+    /// Re-render from the saved state and the answer flags given; write only what changed.
+    #[command(after_help = REGENERATE_EXAMPLES)]
     Regenerate(GenerateArgs),
     /// Read a password from stdin (one line) and print a bcrypt hash Caddy accepts.
+    #[command(after_help = HASH_EXAMPLES)]
     HashPassword(HashPasswordArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(
+        after_help = "Examples:\n  cellsctl completions bash > /etc/bash_completion.d/cellsctl\n  cellsctl completions zsh > \"${fpath[1]}/_cellsctl\""
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    #[command(
+        after_help = "Examples:\n  cellsctl man > /usr/local/share/man/man1/cellsctl.1\n  cellsctl man | man -l -"
+    )]
+    Man,
 }
 
 #[derive(Args, Debug)]
@@ -54,8 +98,20 @@ pub struct CommonArgs {
     #[arg(long, value_name = "DIR", default_value = "/", env = "CELLSCTL_ROOT")]
     pub root: PathBuf,
     /// Print the plan and unified diffs (secrets redacted); write nothing.
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub dry_run: bool,
+    /// Print the plan or result as JSON on stdout (schema in the README).
+    #[arg(long, help_heading = "Output")]
+    pub json: bool,
+    /// Print nothing but errors (and --json output); no spinner.
+    #[arg(long, short, help_heading = "Output", conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Say what each step does, on stderr.
+    #[arg(long, short, help_heading = "Output")]
+    pub verbose: bool,
+    /// After writing, run the needed systemctl steps in order and report each.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub restart_services: bool,
     /// Overwrite hand-edited or unknown files, keeping a backup FILE.cellsctl-bak.TIMESTAMP.
     #[arg(long)]
     pub force: bool,
@@ -84,87 +140,235 @@ pub enum PublicTlsMode {
 #[derive(Args, Debug, Default, Clone)]
 pub struct AnswerArgs {
     /// Public URL of Cells: https://HOST or https://HOST:PORT (http:// only with --public-tls off).
-    #[arg(long, value_name = "URL", env = "CELLSCTL_EXTERNAL_URL")]
+    #[arg(
+        long,
+        help_heading = "Site",
+        value_name = "URL",
+        env = "CELLSCTL_EXTERNAL_URL"
+    )]
     pub external_url: Option<ExternalUrl>,
     /// Where Cells listens, IP:PORT [default: 127.0.0.1:8080].
-    #[arg(long, value_name = "HOST:PORT", env = "CELLSCTL_BIND")]
+    #[arg(
+        long,
+        help_heading = "Site",
+        value_name = "HOST:PORT",
+        env = "CELLSCTL_BIND"
+    )]
     pub bind: Option<ListenAddr>,
     /// How Caddy gets the public certificate [default: acme].
-    #[arg(long, value_name = "MODE", env = "CELLSCTL_PUBLIC_TLS")]
+    #[arg(
+        long,
+        help_heading = "TLS",
+        value_name = "MODE",
+        env = "CELLSCTL_PUBLIC_TLS"
+    )]
     pub public_tls: Option<PublicTlsMode>,
     /// ACME account e-mail (with --public-tls acme).
-    #[arg(long, value_name = "EMAIL", env = "CELLSCTL_ACME_EMAIL")]
+    #[arg(
+        long,
+        help_heading = "TLS",
+        value_name = "EMAIL",
+        env = "CELLSCTL_ACME_EMAIL"
+    )]
     pub acme_email: Option<Email>,
     /// Public certificate file (with --public-tls custom).
-    #[arg(long, value_name = "PATH", env = "CELLSCTL_PUBLIC_CERT")]
+    #[arg(
+        long,
+        help_heading = "TLS",
+        value_name = "PATH",
+        env = "CELLSCTL_PUBLIC_CERT"
+    )]
     pub public_cert: Option<AbsPath>,
     /// Public key file (with --public-tls custom).
-    #[arg(long, value_name = "PATH", env = "CELLSCTL_PUBLIC_KEY")]
+    #[arg(
+        long,
+        help_heading = "TLS",
+        value_name = "PATH",
+        env = "CELLSCTL_PUBLIC_KEY"
+    )]
     pub public_key: Option<AbsPath>,
     /// TLS between Caddy and Cells: ca = cellsctl's private CA, verified; skip-verify = Cells' self-signed cert, unverified [default: ca].
-    #[arg(long, value_name = "MODE", env = "CELLSCTL_UPSTREAM_TLS")]
+    #[arg(
+        long,
+        help_heading = "TLS",
+        value_name = "MODE",
+        env = "CELLSCTL_UPSTREAM_TLS"
+    )]
     pub upstream_tls: Option<UpstreamTls>,
     /// Lifetime of the Cells certificate in days, 31-3650 [default: 825].
-    #[arg(long, value_name = "N", env = "CELLSCTL_CERT_DAYS")]
+    #[arg(
+        long,
+        help_heading = "TLS",
+        value_name = "N",
+        env = "CELLSCTL_CERT_DAYS"
+    )]
     pub cert_days: Option<CertDays>,
     /// Serve Prometheus under --prometheus-path behind basic auth [default: off].
-    #[arg(long, env = "CELLSCTL_PROMETHEUS", overrides_with = "no_prometheus")]
+    #[arg(
+        long,
+        help_heading = "Prometheus",
+        env = "CELLSCTL_PROMETHEUS",
+        overrides_with = "no_prometheus"
+    )]
     pub prometheus: bool,
     /// Turn Prometheus off.
-    #[arg(long, env = "CELLSCTL_NO_PROMETHEUS", overrides_with = "prometheus")]
+    #[arg(
+        long,
+        help_heading = "Prometheus",
+        env = "CELLSCTL_NO_PROMETHEUS",
+        overrides_with = "prometheus"
+    )]
     pub no_prometheus: bool,
     /// Where Prometheus listens, IP:PORT [default: 127.0.0.1:9090].
-    #[arg(long, value_name = "HOST:PORT", env = "CELLSCTL_PROMETHEUS_LISTEN")]
+    #[arg(
+        long,
+        help_heading = "Prometheus",
+        value_name = "HOST:PORT",
+        env = "CELLSCTL_PROMETHEUS_LISTEN"
+    )]
     pub prometheus_listen: Option<ListenAddr>,
     /// URL path Caddy serves Prometheus under [default: /prometheus].
-    #[arg(long, value_name = "PATH", env = "CELLSCTL_PROMETHEUS_PATH")]
+    #[arg(
+        long,
+        help_heading = "Prometheus",
+        value_name = "PATH",
+        env = "CELLSCTL_PROMETHEUS_PATH"
+    )]
     pub prometheus_path: Option<UrlPath>,
     /// Basic-auth user for Prometheus (required with --prometheus).
-    #[arg(long, value_name = "NAME", env = "CELLSCTL_PROMETHEUS_USER")]
+    #[arg(
+        long,
+        help_heading = "Prometheus",
+        value_name = "NAME",
+        env = "CELLSCTL_PROMETHEUS_USER"
+    )]
     pub prometheus_user: Option<Username>,
     /// File whose first line is the Prometheus password (or env CELLSCTL_PROMETHEUS_PASSWORD).
-    #[arg(long, value_name = "PATH", env = "CELLSCTL_PROMETHEUS_PASSWORD_FILE")]
+    #[arg(
+        long,
+        help_heading = "Prometheus",
+        value_name = "PATH",
+        env = "CELLSCTL_PROMETHEUS_PASSWORD_FILE"
+    )]
     pub prometheus_password_file: Option<PathBuf>,
     /// A ready bcrypt hash for the Prometheus user, instead of a password.
-    #[arg(long, value_name = "BCRYPT", env = "CELLSCTL_PROMETHEUS_PASSWORD_HASH")]
+    #[arg(
+        long,
+        help_heading = "Prometheus",
+        value_name = "BCRYPT",
+        env = "CELLSCTL_PROMETHEUS_PASSWORD_HASH"
+    )]
     pub prometheus_password_hash: Option<BcryptHash>,
     /// bcrypt cost for hashing the Prometheus password, 4-20 [default: 14].
-    #[arg(long, value_name = "N", env = "CELLSCTL_BCRYPT_COST")]
+    #[arg(
+        long,
+        help_heading = "Prometheus",
+        value_name = "N",
+        env = "CELLSCTL_BCRYPT_COST"
+    )]
     pub bcrypt_cost: Option<BcryptCost>,
     /// Targets file Cells writes for Prometheus [default: <cells working dir>/services/pydio.gateway.metrics/prom_clients.json].
-    #[arg(long, value_name = "PATH", env = "CELLSCTL_PROMETHEUS_TARGETS_FILE")]
+    #[arg(
+        long,
+        help_heading = "Prometheus",
+        value_name = "PATH",
+        env = "CELLSCTL_PROMETHEUS_TARGETS_FILE"
+    )]
     pub prometheus_targets_file: Option<AbsPath>,
     /// Cells admin login [default: admin].
-    #[arg(long, value_name = "NAME", env = "CELLSCTL_ADMIN_LOGIN")]
+    #[arg(
+        long,
+        help_heading = "Cells",
+        value_name = "NAME",
+        env = "CELLSCTL_ADMIN_LOGIN"
+    )]
     pub admin_login: Option<Username>,
     /// File whose first line is the Cells admin password (or env CELLSCTL_ADMIN_PASSWORD).
-    #[arg(long, value_name = "PATH", env = "CELLSCTL_ADMIN_PASSWORD_FILE")]
+    #[arg(
+        long,
+        help_heading = "Cells",
+        value_name = "PATH",
+        env = "CELLSCTL_ADMIN_PASSWORD_FILE"
+    )]
     pub admin_password_file: Option<PathBuf>,
     /// Database host [default: 127.0.0.1].
-    #[arg(long, value_name = "HOST", env = "CELLSCTL_DB_HOST")]
+    #[arg(
+        long,
+        help_heading = "Database",
+        value_name = "HOST",
+        env = "CELLSCTL_DB_HOST"
+    )]
     pub db_host: Option<DbHost>,
     /// Database port [default: 3306].
-    #[arg(long, value_name = "PORT", env = "CELLSCTL_DB_PORT")]
+    #[arg(
+        long,
+        help_heading = "Database",
+        value_name = "PORT",
+        env = "CELLSCTL_DB_PORT"
+    )]
     pub db_port: Option<Port>,
     /// Database name [default: cells].
-    #[arg(long, value_name = "NAME", env = "CELLSCTL_DB_NAME")]
+    #[arg(
+        long,
+        help_heading = "Database",
+        value_name = "NAME",
+        env = "CELLSCTL_DB_NAME"
+    )]
     pub db_name: Option<DbIdent>,
     /// Database user [default: pydio].
-    #[arg(long, value_name = "NAME", env = "CELLSCTL_DB_USER")]
+    #[arg(
+        long,
+        help_heading = "Database",
+        value_name = "NAME",
+        env = "CELLSCTL_DB_USER"
+    )]
     pub db_user: Option<DbIdent>,
     /// File whose first line is the database password (or env CELLSCTL_DB_PASSWORD).
-    #[arg(long, value_name = "PATH", env = "CELLSCTL_DB_PASSWORD_FILE")]
+    #[arg(
+        long,
+        help_heading = "Database",
+        value_name = "PATH",
+        env = "CELLSCTL_DB_PASSWORD_FILE"
+    )]
     pub db_password_file: Option<PathBuf>,
     /// Path of the Cells binary [default: /opt/pydio/bin/cells].
-    #[arg(long, value_name = "PATH", env = "CELLSCTL_CELLS_BINARY")]
+    #[arg(
+        long,
+        help_heading = "Cells",
+        value_name = "PATH",
+        env = "CELLSCTL_CELLS_BINARY"
+    )]
     pub cells_binary: Option<AbsPath>,
     /// System user (and group) Cells runs as [default: pydio].
-    #[arg(long, value_name = "NAME", env = "CELLSCTL_CELLS_USER")]
+    #[arg(
+        long,
+        help_heading = "Cells",
+        value_name = "NAME",
+        env = "CELLSCTL_CELLS_USER"
+    )]
     pub cells_user: Option<SystemUser>,
     /// Cells working directory, CELLS_WORKING_DIR [default: /var/cells].
-    #[arg(long, value_name = "PATH", env = "CELLSCTL_CELLS_WORKING_DIR")]
+    #[arg(
+        long,
+        help_heading = "Cells",
+        value_name = "PATH",
+        env = "CELLSCTL_CELLS_WORKING_DIR"
+    )]
     pub cells_working_dir: Option<AbsPath>,
+    /// Where cellsctl itself is installed, for the certificate renewal timer [default: /usr/bin/cellsctl].
+    #[arg(
+        long,
+        help_heading = "Cells",
+        value_name = "PATH",
+        env = "CELLSCTL_CELLSCTL_BINARY"
+    )]
+    pub cellsctl_binary: Option<AbsPath>,
     /// Caddy release to render for, X.Y.Z [default: detected from `caddy version` on PATH].
-    #[arg(long, value_name = "X.Y.Z", env = "CELLSCTL_CADDY_VERSION")]
+    #[arg(
+        long,
+        help_heading = "Site",
+        value_name = "X.Y.Z",
+        env = "CELLSCTL_CADDY_VERSION"
+    )]
     pub caddy_version: Option<CaddyVersion>,
 }

@@ -320,6 +320,11 @@ pub fn resolve(
                 .unwrap_or_else(|| default_of("/var/cells")),
         },
         caddy_version: caddy.version(),
+        cellsctl_binary: flags
+            .cellsctl_binary
+            .clone()
+            .or_else(|| prev.map(|p| p.cellsctl_binary.clone()))
+            .unwrap_or_else(|| default_of("/usr/bin/cellsctl")),
     };
     if answers.prometheus.is_some() && answers.public_tls == PublicTls::Off {
         notes.push("with --public-tls off, the Prometheus password crosses the network in clear text (basic auth over plain HTTP); prefer acme, internal or custom".to_string());

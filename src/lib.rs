@@ -14,6 +14,7 @@ pub mod plan;
 pub mod render;
 pub mod report;
 pub mod secrets;
+pub mod services;
 pub mod state;
 pub mod ui;
 pub mod wizard;
@@ -41,7 +42,36 @@ pub fn run(cli: Cli, now: OffsetDateTime) -> Result<(), Error> {
         Command::Init(args) => generate(&args, Mode::Init, now),
         Command::Regenerate(args) => generate(&args, Mode::Regenerate, now),
         Command::HashPassword(args) => hash_password(&args),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "cellsctl", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => man_page(&mut std::io::stdout())
+            .map_err(|e| Error::runtime(format!("cannot write the man page: {e}"))),
     }
+}
+
+/// The man page: the command, its subcommands, and every flag of
+/// `init`/`regenerate` grouped as in `--help`.
+pub fn man_page(out: &mut dyn Write) -> std::io::Result<()> {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let man = clap_mangen::Man::new(cmd.clone());
+    man.render_title(out)?;
+    man.render_name_section(out)?;
+    man.render_synopsis_section(out)?;
+    man.render_description_section(out)?;
+    man.render_subcommands_section(out)?;
+    if let Some(init) = cmd.find_subcommand("init") {
+        writeln!(out, ".SH \"INIT AND REGENERATE\"")?;
+        writeln!(out, "Both take the same flags; every answer flag can also be given as the environment variable CELLSCTL_<FLAG_NAME>.")?;
+        clap_mangen::Man::new(init.clone()).render_options_section(out)?;
+    }
+    writeln!(out, ".SH \"EXIT STATUS\"")?;
+    writeln!(out, "0 ok, 1 runtime failure or cancelled, 2 invalid input or usage, 3 refused because of hand edits or unknown existing files.")?;
+    writeln!(out, ".SH FILES")?;
+    writeln!(out, "/etc/cellsctl/cellsctl.yaml (the saved answers and file hashes), /etc/caddy/Caddyfile, /etc/cells/install.yml, /etc/systemd/system/cells.service, /etc/prometheus/cellsctl.yml, /etc/systemd/system/prometheus.service.d/cellsctl.conf, /etc/systemd/system/cellsctl-renew.service and .timer, /etc/cellsctl/pki/, /etc/cells/tls/.")?;
+    man.render_version_section(out)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -205,6 +235,7 @@ fn install_interrupt_handler() {
 }
 
 fn generate(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), Error> {
+    ui::configure(args.common.quiet, args.common.verbose);
     let root = args.common.root.as_path();
     if !root.exists() && !args.common.dry_run {
         std::fs::create_dir_all(root)
@@ -217,6 +248,7 @@ fn generate(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), 
         )));
     }
     let state_path = under_root(root, paths::STATE);
+    ui::step(format!("reading the saved state {}", state_path.display()));
     let saved = read_text(&state_path)?
         .map(|text| State::from_yaml(&text, &state_path.display().to_string()))
         .transpose()?;
@@ -291,6 +323,7 @@ fn generate(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), 
     }
 
     let pki = if answers.upstream_tls == UpstreamTls::Ca {
+        ui::step("checking the private CA and the Cells certificate");
         Some(pki::ensure(
             read_pair(root, paths::CA_CERT, paths::CA_KEY)?,
             read_pair(root, paths::CELLS_CERT, paths::CELLS_KEY)?,
@@ -306,6 +339,7 @@ fn generate(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), 
         InstallPlan::Write(s) => Some(s),
         InstallPlan::Consumed => None,
     };
+    ui::step(format!("rendering for Caddy {}", answers.caddy_version));
     let mut plan = render::plan(
         answers,
         &RenderInputs {
@@ -393,7 +427,23 @@ fn generate(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), 
         }
     }
     WRITING.store(true, std::sync::atomic::Ordering::SeqCst);
+    ui::step(if args.common.dry_run {
+        "comparing with the files on disk (dry run)"
+    } else {
+        "writing the files that changed"
+    });
     let report = apply::apply(&plan, &previous, &options)?;
+
+    // Cells is restarted only once `cells configure` has used install.yml.
+    let cells_ready = !under_root(root, paths::INSTALL_YML).exists();
+    let (restarted, restart_error) = if args.common.restart_services {
+        match services::run(&services::commands(&report.services(), cells_ready)) {
+            Ok(steps) => (steps, None),
+            Err((steps, e)) => (steps, Some(e)),
+        }
+    } else {
+        (Vec::new(), None)
+    };
 
     let context = report::Context {
         root,
@@ -405,9 +455,21 @@ fn generate(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), 
         install_consumed: matches!(install, InstallPlan::Consumed),
         dry_run: args.common.dry_run,
         first_run: saved.is_none(),
+        restart_requested: args.common.restart_services,
+        cells_ready,
     };
-    let text = report::render(&report, &context);
+    let text = if args.common.json {
+        report::json(&report, &context, &restarted)
+    } else if args.common.quiet {
+        String::new()
+    } else {
+        report::render(&report, &context, &restarted, ui::stdout_colours())
+    };
     std::io::stdout()
         .write_all(text.as_bytes())
-        .map_err(|e| Error::runtime(format!("cannot write to stdout: {e}")))
+        .map_err(|e| Error::runtime(format!("cannot write to stdout: {e}")))?;
+    match restart_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }

@@ -6,7 +6,8 @@ fn main() -> ExitCode {
     match cellsctl::run(cli, time::OffsetDateTime::now_utc()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("cellsctl: {e}");
+            let message = cellsctl::ui::colour_diff(&e.to_string(), cellsctl::ui::stderr_colours());
+            eprintln!("cellsctl: {message}");
             ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
         }
     }

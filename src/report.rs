@@ -7,7 +7,9 @@ use crate::apply::{under_root, Action, Report};
 use crate::pki::Pki;
 use crate::plan::Service;
 use crate::render::paths;
+use crate::services::Step;
 use crate::state::CaddyTarget;
+use serde::Serialize;
 use std::fmt::Write;
 use std::path::Path;
 
@@ -21,13 +23,16 @@ pub struct Context<'a> {
     pub install_consumed: bool,
     pub dry_run: bool,
     pub first_run: bool,
+    pub restart_requested: bool,
+    /// install.yml has been used (or never existed): Cells may be restarted.
+    pub cells_ready: bool,
 }
 
 fn user_exists(name: &str) -> bool {
     matches!(nix::unistd::User::from_name(name), Ok(Some(_)))
 }
 
-pub fn render(report: &Report, ctx: &Context) -> String {
+pub fn render(report: &Report, ctx: &Context, restarted: &[Step], colours: bool) -> String {
     let mut out = String::new();
     let caddy_source = match ctx.caddy {
         CaddyTarget::Flag { .. } => "from --caddy-version".to_string(),
@@ -105,7 +110,7 @@ pub fn render(report: &Report, ctx: &Context) -> String {
     if ctx.dry_run {
         for e in report.entries.iter().filter(|e| !e.diff.is_empty()) {
             out.push('\n');
-            out.push_str(&e.diff);
+            out.push_str(&crate::ui::colour_diff(&e.diff, colours));
         }
     }
 
@@ -150,7 +155,27 @@ pub fn render(report: &Report, ctx: &Context) -> String {
         ));
     }
     let mut commands: Vec<String> = Vec::new();
-    if ctx.first_run {
+    if ctx.restart_requested {
+        let _ = writeln!(out, "Services:");
+        for s in restarted {
+            let mark = if s.ok { "ok" } else { "FAILED" };
+            let _ = writeln!(
+                out,
+                "  {mark:<6} {}{}",
+                s.command,
+                s.detail
+                    .as_deref()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default()
+            );
+        }
+        if restarted.is_empty() && services.is_empty() {
+            let _ = writeln!(out, "  nothing to restart");
+        }
+        if !ctx.cells_ready && services.contains(&Service::Cells) {
+            let _ = writeln!(out, "  skipped systemctl restart cells: run `cells configure` with install.yml first (next steps)");
+        }
+    } else if ctx.first_run {
         commands.push("systemctl daemon-reload".into());
         commands.push("systemctl enable --now cells".into());
         commands.push("systemctl reload caddy".into());
@@ -263,4 +288,69 @@ pub fn review(a: &Answers, preview: &Report, root: &Path, install_secrets: bool)
         );
     }
     out
+}
+
+/// The `--json` output (schema in the README).
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    dry_run: bool,
+    caddy_version: String,
+    files: Vec<JsonFile<'a>>,
+    /// Commands to run, in order, for what changed.
+    services: Vec<&'static str>,
+    /// With --restart-services: what was run and how it went.
+    restarted: &'a [Step],
+    notes: &'a [String],
+}
+
+#[derive(Serialize)]
+struct JsonFile<'a> {
+    path: &'a str,
+    written_to: String,
+    action: &'static str,
+    mode: String,
+    sha256: Option<&'a str>,
+    backup: Option<&'a str>,
+}
+
+pub fn json(report: &Report, ctx: &Context, restarted: &[Step]) -> String {
+    let doc = JsonReport {
+        dry_run: ctx.dry_run,
+        caddy_version: ctx.answers.caddy_version.to_string(),
+        files: report
+            .entries
+            .iter()
+            .map(|e| JsonFile {
+                path: &e.path,
+                written_to: under_root(ctx.root, &e.path).display().to_string(),
+                action: json_action(&e.action),
+                mode: format!("{:04o}", e.mode),
+                sha256: e.sha256.as_deref(),
+                backup: e.backup.as_deref(),
+            })
+            .collect(),
+        services: report.services().iter().map(|s| s.command()).collect(),
+        restarted,
+        notes: ctx.notes,
+    };
+    match serde_json::to_string_pretty(&doc) {
+        Ok(text) => text + "\n",
+        Err(e) => format!("{{\"error\": \"{e}\"}}\n"),
+    }
+}
+
+/// create, update, unchanged, remove, fix-permissions, replace-default,
+/// restore, overwrite (a hand-edited or unknown file, with --force).
+fn json_action(a: &Action) -> &'static str {
+    match a {
+        Action::Create => "create",
+        Action::Update => "update",
+        Action::Unchanged => "unchanged",
+        Action::FixPermissions => "fix-permissions",
+        Action::ReplaceDefault { .. } => "replace-default",
+        Action::Remove => "remove",
+        Action::Restore => "restore",
+        Action::HandEdited | Action::Unknown => "overwrite",
+        Action::Deleted => "refused",
+    }
 }

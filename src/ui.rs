@@ -1,10 +1,29 @@
-//! Terminal niceties that must stay quiet in pipes: the spinner.
+//! Terminal niceties that must stay quiet in pipes and under `--quiet`:
+//! the spinner, `-v` step messages, and coloured diffs.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Runs `work` with a spinner on stderr when stderr is a terminal.
+static QUIET: AtomicBool = AtomicBool::new(false);
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+
+/// Set once from the command line.
+pub fn configure(quiet: bool, verbose: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+    VERBOSE.store(verbose, Ordering::Relaxed);
+}
+
+/// With `-v`: one line on stderr saying what happens now.
+pub fn step(message: impl AsRef<str>) {
+    if VERBOSE.load(Ordering::Relaxed) {
+        eprintln!("cellsctl: {}", message.as_ref());
+    }
+}
+
+/// Runs `work` with a spinner on stderr when stderr is a terminal (and not `--quiet`).
 pub fn with_spinner<T>(message: &str, work: impl FnOnce() -> T) -> T {
-    if !std::io::stderr().is_terminal() {
+    step(message);
+    if QUIET.load(Ordering::Relaxed) || !std::io::stderr().is_terminal() {
         return work();
     }
     let bar = indicatif::ProgressBar::new_spinner().with_message(message.to_string());
@@ -12,4 +31,42 @@ pub fn with_spinner<T>(message: &str, work: impl FnOnce() -> T) -> T {
     let out = work();
     bar.finish_and_clear();
     out
+}
+
+/// Colours a unified diff (red removals, green additions) when stdout is a
+/// terminal and NO_COLOR is unset; otherwise returns it unchanged.
+pub fn colour_diff(diff: &str, colours: bool) -> String {
+    if !colours {
+        return diff.to_string();
+    }
+    diff.split_inclusive('\n')
+        .map(|line| {
+            let (body, nl) = match line.strip_suffix('\n') {
+                Some(b) => (b, "\n"),
+                None => (line, ""),
+            };
+            let styled = if line.starts_with("+++") || line.starts_with("---") {
+                console::style(body).bold().force_styling(true).to_string()
+            } else if line.starts_with('+') {
+                console::style(body).green().force_styling(true).to_string()
+            } else if line.starts_with('-') {
+                console::style(body).red().force_styling(true).to_string()
+            } else if line.starts_with("@@") {
+                console::style(body).cyan().force_styling(true).to_string()
+            } else {
+                body.to_string()
+            };
+            format!("{styled}{nl}")
+        })
+        .collect()
+}
+
+/// Whether stdout takes colours: a terminal, and NO_COLOR/CLICOLOR allow it.
+pub fn stdout_colours() -> bool {
+    console::colors_enabled()
+}
+
+/// Whether stderr takes colours.
+pub fn stderr_colours() -> bool {
+    console::colors_enabled_stderr()
 }

@@ -352,7 +352,7 @@ fn two_fresh_inits_give_the_same_files() {
     let (fa, fb) = (files(&a), files(&b));
     assert_eq!(
         fa.len(),
-        9,
+        11,
         "{:?}",
         fa.iter().map(|(p, _)| p).collect::<Vec<_>>()
     );

@@ -23,6 +23,14 @@ fn tutorial_scenario_snapshots() {
         insta::assert_snapshot!("cells.service", d.read("/etc/systemd/system/cells.service"));
         insta::assert_snapshot!("prometheus-cellsctl.yml", d.read("/etc/prometheus/cellsctl.yml"));
         insta::assert_snapshot!("prometheus-dropin.conf", d.read("/etc/systemd/system/prometheus.service.d/cellsctl.conf"));
+        insta::assert_snapshot!(
+            "cellsctl-renew.service",
+            d.read("/etc/systemd/system/cellsctl-renew.service")
+        );
+        insta::assert_snapshot!(
+            "cellsctl-renew.timer",
+            d.read("/etc/systemd/system/cellsctl-renew.timer")
+        );
     });
 }
 

@@ -291,7 +291,20 @@ fn systemd_analyze_verifies_the_units() {
     )
     .expect("copy drop-in");
 
-    for unit in [&unit_path, &prom_path] {
+    // The renewal timer and its service, with cellsctl replaced by the stand-in.
+    let renew = d
+        .read("/etc/systemd/system/cellsctl-renew.service")
+        .replace("/usr/bin/cellsctl", &stand_in.display().to_string());
+    let renew_path = units.path().join("cellsctl-renew.service");
+    std::fs::write(&renew_path, renew).expect("write");
+    let timer_path = units.path().join("cellsctl-renew.timer");
+    std::fs::write(
+        &timer_path,
+        d.read("/etc/systemd/system/cellsctl-renew.timer"),
+    )
+    .expect("write");
+
+    for unit in [&unit_path, &prom_path, &renew_path, &timer_path] {
         let out = Command::new(&analyze)
             .arg("verify")
             .arg(unit)

@@ -33,6 +33,8 @@ pub mod paths {
     pub const CELLS_UNIT: &str = "/etc/systemd/system/cells.service";
     pub const PROMETHEUS_CONFIG: &str = "/etc/prometheus/cellsctl.yml";
     pub const PROMETHEUS_DROPIN: &str = "/etc/systemd/system/prometheus.service.d/cellsctl.conf";
+    pub const RENEW_SERVICE: &str = "/etc/systemd/system/cellsctl-renew.service";
+    pub const RENEW_TIMER: &str = "/etc/systemd/system/cellsctl-renew.timer";
     /// Read, never written: Debian's `ARGS` for prometheus.service.
     pub const PROMETHEUS_DEFAULTS: &str = "/etc/default/prometheus";
 }
@@ -65,6 +67,14 @@ pub(crate) fn template_env() -> minijinja::Environment<'static> {
         (
             "prometheus-dropin.conf.j2",
             include_str!("../../templates/prometheus-dropin.conf.j2"),
+        ),
+        (
+            "cellsctl-renew.service.j2",
+            include_str!("../../templates/cellsctl-renew.service.j2"),
+        ),
+        (
+            "cellsctl-renew.timer.j2",
+            include_str!("../../templates/cellsctl-renew.timer.j2"),
         ),
     ] {
         // The templates are compiled into the binary; a syntax error is a bug the tests catch.
@@ -222,6 +232,17 @@ pub fn plan(answers: &Answers, inputs: &RenderInputs) -> Result<Plan, Error> {
         paths::CELLS_UNIT,
         systemd::render_cells_unit(answers)?,
         vec![Service::SystemdDaemon, Service::Cells],
+    ));
+
+    plan.files.push(public_file(
+        paths::RENEW_SERVICE,
+        systemd::render_renew_service(answers)?,
+        vec![Service::SystemdDaemon],
+    ));
+    plan.files.push(public_file(
+        paths::RENEW_TIMER,
+        systemd::render_renew_timer()?,
+        vec![Service::SystemdDaemon],
     ));
 
     if let Some(prom) = &answers.prometheus {

@@ -69,6 +69,7 @@ fn base_answers() -> Answers {
             working_dir: default_of("/var/cells"),
         },
         caddy_version: CaddyVersion::new(2, 11, 7),
+        cellsctl_binary: default_of("/usr/bin/cellsctl"),
     }
 }
 

@@ -53,3 +53,23 @@ pub fn render_cells_unit(a: &Answers) -> Result<String, Error> {
         },
     )
 }
+
+#[derive(Serialize)]
+struct RenewContext {
+    cellsctl: String,
+}
+
+/// The oneshot service the renewal timer starts.
+pub fn render_renew_service(a: &Answers) -> Result<String, Error> {
+    render_template(
+        "cellsctl-renew.service.j2",
+        RenewContext {
+            cellsctl: a.cellsctl_binary.to_string(),
+        },
+    )
+}
+
+/// Weekly, with a randomized delay so a fleet does not renew at once.
+pub fn render_renew_timer() -> Result<String, Error> {
+    render_template("cellsctl-renew.timer.j2", ())
+}

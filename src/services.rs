@@ -1,0 +1,71 @@
+//! `--restart-services`: run the systemctl steps a change needs, in order.
+
+use crate::error::Error;
+use crate::plan::Service;
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::process::Command;
+
+/// One systemctl step and how it went.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub command: String,
+    pub ok: bool,
+    /// Why it was skipped or failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// The commands for these services, in order. `cells_ready` is false while
+/// install.yml has not been used yet: restarting Cells then would start it
+/// on an empty working dir.
+pub fn commands(services: &BTreeSet<Service>, cells_ready: bool) -> Vec<(Service, String)> {
+    services
+        .iter()
+        .filter(|s| cells_ready || **s != Service::Cells)
+        .map(|s| (*s, s.command().to_string()))
+        .collect()
+}
+
+/// Runs each command (via `systemctl` on PATH), stopping at the first failure.
+pub fn run(commands: &[(Service, String)]) -> Result<Vec<Step>, (Vec<Step>, Error)> {
+    let mut steps = Vec::new();
+    for (_, command) in commands {
+        crate::ui::step(format!("running {command}"));
+        let mut words = command.split_whitespace();
+        let program = words.next().unwrap_or("systemctl");
+        let result = Command::new(program).args(words).output();
+        match result {
+            Ok(out) if out.status.success() => steps.push(Step {
+                command: command.clone(),
+                ok: true,
+                detail: None,
+            }),
+            Ok(out) => {
+                let why = format!(
+                    "{} ({})",
+                    String::from_utf8_lossy(&out.stderr).trim(),
+                    out.status
+                );
+                steps.push(Step {
+                    command: command.clone(),
+                    ok: false,
+                    detail: Some(why.clone()),
+                });
+                return Err((steps, Error::runtime(format!("`{command}` failed: {why}; the files are written, fix the service and run the remaining steps"))));
+            }
+            Err(e) => {
+                steps.push(Step {
+                    command: command.clone(),
+                    ok: false,
+                    detail: Some(e.to_string()),
+                });
+                return Err((
+                    steps,
+                    Error::runtime(format!("cannot run `{command}`: {e}")),
+                ));
+            }
+        }
+    }
+    Ok(steps)
+}
