@@ -2,6 +2,8 @@
 
 mod common;
 
+mod conveniences;
+
 mod faults;
 mod hostile;
 
