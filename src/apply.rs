@@ -452,6 +452,17 @@ pub fn apply(
     if opts.dry_run {
         return Ok(report);
     }
+    // Nothing to do at all: touch nothing (not even the intent record), so a
+    // no-change run in a provisioning loop or timer performs zero writes.
+    let any_work = report.entries.iter().any(|e| e.action != Action::Unchanged)
+        || plan
+            .dirs
+            .iter()
+            .any(|d| !under_root(opts.root, &d.path).is_dir())
+        || !intent.is_empty();
+    if !any_work {
+        return Ok(report);
+    }
 
     for d in &plan.dirs {
         if ensure_dir(opts.root, d, &ownership)? {

@@ -393,7 +393,10 @@ fn caddy_on_path(seen_before: Option<&SeenCaddy>) -> Result<Option<(PathBuf, See
     };
     let version = match seen_before {
         Some(s) if s.binary == binary => s.version,
-        _ => caddy_version_of(&path)?,
+        _ => {
+            crate::ui::step(format!("running {} version", path.display()));
+            caddy_version_of(&path)?
+        }
     };
     Ok(Some((path, SeenCaddy { binary, version })))
 }

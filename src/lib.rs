@@ -218,6 +218,124 @@ fn fault_from_env() -> Result<Option<apply::Fault>, Error> {
     Ok(None)
 }
 
+/// Everything up to the plan: answers, install secrets, key material, files.
+struct Prepared {
+    resolved: inputs::Resolved,
+    install: InstallPlan,
+    pki: Option<pki::Pki>,
+    plan: plan::Plan,
+}
+
+/// Inputs -> Answers -> Plan (with the state record last). Reads, never writes.
+fn prepare(
+    root: &Path,
+    flags: &AnswerArgs,
+    secret_env: &SecretEnv,
+    saved: Option<&State>,
+    now: OffsetDateTime,
+) -> Result<Prepared, Error> {
+    // Missing answers are reported together: collect the install secrets'
+    // complaint after the answers' own.
+    ui::step("resolving the answers");
+    let resolved = inputs::resolve(flags, secret_env, saved);
+    let install = install_plan(root, flags, saved, secret_env);
+    let (resolved, install) = match (resolved, install) {
+        (Ok(r), Ok(i)) => (r, i),
+        (Err(Error::Usage(a)), Err(Error::Usage(b)))
+            if a.starts_with("missing") && b.starts_with("missing") =>
+        {
+            let extra = b.split_once('\n').map(|(_, rest)| rest).unwrap_or("");
+            return Err(Error::Usage(format!("{a}\n{extra}")));
+        }
+        (Err(e), _) | (_, Err(e)) => return Err(e),
+    };
+    let answers = &resolved.answers;
+
+    if answers.prometheus.is_some() {
+        let defaults_path = under_root(root, paths::PROMETHEUS_DEFAULTS);
+        if let Some(text) = read_text(&defaults_path)? {
+            let clash = render::prometheus::conflicting_default_args(&text);
+            if !clash.is_empty() {
+                return Err(Error::usage(format!(
+                    "--prometheus: {} already sets {} in ARGS, and Prometheus refuses a flag given twice; remove {} from ARGS there (cellsctl's drop-in sets {})",
+                    defaults_path.display(),
+                    clash.join(", "),
+                    if clash.len() == 1 { "it" } else { "them" },
+                    render::prometheus::DROPIN_FLAGS.join(", ")
+                )));
+            }
+        }
+    }
+
+    let pki = if answers.upstream_tls == UpstreamTls::Ca {
+        ui::step("checking the private CA and the Cells certificate");
+        Some(pki::ensure(
+            read_pair(root, paths::CA_CERT, paths::CA_KEY)?,
+            read_pair(root, paths::CELLS_CERT, paths::CELLS_KEY)?,
+            &answers.external_url.host,
+            &pki::wanted_sans(answers),
+            answers.cert_days,
+            now,
+        )?)
+    } else {
+        None
+    };
+    let install_secrets = match &install {
+        InstallPlan::Write(s) => Some(s),
+        InstallPlan::Consumed => None,
+    };
+    ui::step(format!("rendering for Caddy {}", answers.caddy_version));
+    let mut plan = render::plan(
+        answers,
+        &RenderInputs {
+            install_secrets,
+            pki: pki.as_ref(),
+        },
+    )?;
+
+    // The state record: every answer plus the hash of each planned file.
+    let mut files: std::collections::BTreeMap<String, FileRecord> = plan
+        .files
+        .iter()
+        .map(|f| {
+            (
+                f.path.clone(),
+                FileRecord {
+                    sha256: sha256_hex(&f.contents),
+                },
+            )
+        })
+        .collect();
+    if let (InstallPlan::Consumed, Some(rec)) = (
+        &install,
+        saved.and_then(|s| s.files.get(paths::INSTALL_YML)),
+    ) {
+        files.insert(paths::INSTALL_YML.to_string(), rec.clone());
+    }
+    let state = State {
+        schema_version: SCHEMA_VERSION,
+        answers: answers.clone(),
+        caddy: resolved.caddy.clone(),
+        files,
+    };
+    plan.files.push(PlannedFile {
+        path: paths::STATE.to_string(),
+        contents: state.to_yaml()?.into_bytes(),
+        mode: 0o600,
+        owner: Owner::root(),
+        mode_without_group: None,
+        visibility: Visibility::Public,
+        affects: vec![],
+        is_state: true,
+    });
+    Ok(Prepared {
+        resolved,
+        install,
+        pki,
+        plan,
+    })
+}
+
 /// Set once files are being written, so an interrupt says the right thing.
 static WRITING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -290,99 +408,13 @@ fn generate(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), 
         None => (args.answers.clone(), SecretEnv::from_process()),
     };
 
-    // Missing answers are reported together: collect the install secrets'
-    // complaint after the answers' own.
-    let resolved = inputs::resolve(&flags, &secret_env, saved.as_ref());
-    let install = install_plan(root, &flags, saved.as_ref(), &secret_env);
-    let (resolved, install) = match (resolved, install) {
-        (Ok(r), Ok(i)) => (r, i),
-        (Err(Error::Usage(a)), Err(Error::Usage(b)))
-            if a.starts_with("missing") && b.starts_with("missing") =>
-        {
-            let extra = b.split_once('\n').map(|(_, rest)| rest).unwrap_or("");
-            return Err(Error::Usage(format!("{a}\n{extra}")));
-        }
-        (Err(e), _) | (_, Err(e)) => return Err(e),
-    };
+    let Prepared {
+        resolved,
+        install,
+        pki,
+        plan,
+    } = prepare(root, &flags, &secret_env, saved.as_ref(), now)?;
     let answers = &resolved.answers;
-
-    if answers.prometheus.is_some() {
-        let defaults_path = under_root(root, paths::PROMETHEUS_DEFAULTS);
-        if let Some(text) = read_text(&defaults_path)? {
-            let clash = render::prometheus::conflicting_default_args(&text);
-            if !clash.is_empty() {
-                return Err(Error::usage(format!(
-                    "--prometheus: {} already sets {} in ARGS, and Prometheus refuses a flag given twice; remove {} from ARGS there (cellsctl's drop-in sets {})",
-                    defaults_path.display(),
-                    clash.join(", "),
-                    if clash.len() == 1 { "it" } else { "them" },
-                    render::prometheus::DROPIN_FLAGS.join(", ")
-                )));
-            }
-        }
-    }
-
-    let pki = if answers.upstream_tls == UpstreamTls::Ca {
-        ui::step("checking the private CA and the Cells certificate");
-        Some(pki::ensure(
-            read_pair(root, paths::CA_CERT, paths::CA_KEY)?,
-            read_pair(root, paths::CELLS_CERT, paths::CELLS_KEY)?,
-            &answers.external_url.host,
-            &pki::wanted_sans(answers),
-            answers.cert_days,
-            now,
-        )?)
-    } else {
-        None
-    };
-    let install_secrets = match &install {
-        InstallPlan::Write(s) => Some(s),
-        InstallPlan::Consumed => None,
-    };
-    ui::step(format!("rendering for Caddy {}", answers.caddy_version));
-    let mut plan = render::plan(
-        answers,
-        &RenderInputs {
-            install_secrets,
-            pki: pki.as_ref(),
-        },
-    )?;
-
-    // The state record: every answer plus the hash of each planned file.
-    let mut files: std::collections::BTreeMap<String, FileRecord> = plan
-        .files
-        .iter()
-        .map(|f| {
-            (
-                f.path.clone(),
-                FileRecord {
-                    sha256: sha256_hex(&f.contents),
-                },
-            )
-        })
-        .collect();
-    if let (InstallPlan::Consumed, Some(rec)) = (
-        &install,
-        saved.as_ref().and_then(|s| s.files.get(paths::INSTALL_YML)),
-    ) {
-        files.insert(paths::INSTALL_YML.to_string(), rec.clone());
-    }
-    let state = State {
-        schema_version: SCHEMA_VERSION,
-        answers: answers.clone(),
-        caddy: resolved.caddy.clone(),
-        files,
-    };
-    plan.files.push(PlannedFile {
-        path: paths::STATE.to_string(),
-        contents: state.to_yaml()?.into_bytes(),
-        mode: 0o600,
-        owner: Owner::root(),
-        mode_without_group: None,
-        visibility: Visibility::Public,
-        affects: vec![],
-        is_state: true,
-    });
 
     let previous = saved.as_ref().map(|s| s.files.clone()).unwrap_or_default();
     let timestamp = format!(
@@ -468,6 +500,7 @@ fn generate(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), 
     std::io::stdout()
         .write_all(text.as_bytes())
         .map_err(|e| Error::runtime(format!("cannot write to stdout: {e}")))?;
+    ui::step("done");
     match restart_error {
         Some(e) => Err(e),
         None => Ok(()),

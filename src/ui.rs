@@ -6,17 +6,25 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 static QUIET: AtomicBool = AtomicBool::new(false);
 static VERBOSE: AtomicBool = AtomicBool::new(false);
+static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
 
 /// Set once from the command line.
 pub fn configure(quiet: bool, verbose: bool) {
     QUIET.store(quiet, Ordering::Relaxed);
     VERBOSE.store(verbose, Ordering::Relaxed);
+    START.get_or_init(std::time::Instant::now);
 }
 
-/// With `-v`: one line on stderr saying what happens now.
+/// With `-v`: one line on stderr saying what starts now, and the time since
+/// the command started (so where the time goes can be read off directly).
 pub fn step(message: impl AsRef<str>) {
     if VERBOSE.load(Ordering::Relaxed) {
-        eprintln!("cellsctl: {}", message.as_ref());
+        let ms = START
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_secs_f64()
+            * 1000.0;
+        eprintln!("cellsctl: [{ms:8.1} ms] {}", message.as_ref());
     }
 }
 

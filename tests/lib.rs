@@ -2,6 +2,8 @@
 
 mod common;
 
+mod bench;
+
 mod conveniences;
 
 mod faults;
