@@ -270,7 +270,12 @@ pub(crate) fn shown_for_test(text: &str, visibility: &Visibility) -> String {
     shown(text, visibility)
 }
 
-fn diff_text(path: &str, old: Option<&[u8]>, new: &[u8], visibility: &Visibility) -> String {
+pub(crate) fn diff_text(
+    path: &str,
+    old: Option<&[u8]>,
+    new: &[u8],
+    visibility: &Visibility,
+) -> String {
     if let Visibility::NotShown(what) = visibility {
         return format!("  ({path}: {what}, contents not shown)\n");
     }

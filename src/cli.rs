@@ -62,6 +62,11 @@ pub enum Command {
     /// Read a password from stdin (one line) and print a bcrypt hash Caddy accepts.
     #[command(after_help = HASH_EXAMPLES)]
     HashPassword(HashPasswordArgs),
+    /// Offline check: files agree with the state, certificates, permissions, validators.
+    #[command(
+        after_help = "Exit status: 0 all passed (warnings allowed), 1 a check failed, 3 files differ from what cellsctl wrote.\n\nExamples:\n  cellsctl check\n  cellsctl check --root ./demo-root --json"
+    )]
+    Check(CheckArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(
         after_help = "Examples:\n  cellsctl completions bash > /etc/bash_completion.d/cellsctl\n  cellsctl completions zsh > \"${fpath[1]}/_cellsctl\""
@@ -82,6 +87,16 @@ pub struct HashPasswordArgs {
     /// bcrypt cost, 4 to 20.
     #[arg(long, value_name = "N", default_value = "14")]
     pub cost: BcryptCost,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// The root the deployment was written below.
+    #[arg(long, value_name = "DIR", default_value = "/", env = "CELLSCTL_ROOT")]
+    pub root: PathBuf,
+    /// Print the findings as JSON.
+    #[arg(long, help_heading = "Output")]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

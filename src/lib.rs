@@ -6,6 +6,7 @@
 
 pub mod answers;
 pub mod apply;
+pub mod check;
 pub mod cli;
 pub mod error;
 pub mod inputs;
@@ -21,7 +22,7 @@ pub mod wizard;
 
 use crate::answers::UpstreamTls;
 use crate::apply::{sha256_hex, under_root, ApplyOptions};
-use crate::cli::{AnswerArgs, Cli, Command, GenerateArgs, HashPasswordArgs};
+use crate::cli::{AnswerArgs, CheckArgs, Cli, Command, GenerateArgs, HashPasswordArgs};
 use crate::error::Error;
 use crate::inputs::SecretEnv;
 use crate::pki::CertAndKey;
@@ -47,6 +48,7 @@ pub fn run(cli: Cli, now: OffsetDateTime) -> Result<(), Error> {
             clap_complete::generate(shell, &mut cmd, "cellsctl", &mut std::io::stdout());
             Ok(())
         }
+        Command::Check(args) => check_command(&args, now),
         Command::Man => man_page(&mut std::io::stdout())
             .map_err(|e| Error::runtime(format!("cannot write the man page: {e}"))),
     }
@@ -216,6 +218,67 @@ fn fault_from_env() -> Result<Option<apply::Fault>, Error> {
 #[cfg(not(debug_assertions))]
 fn fault_from_env() -> Result<Option<apply::Fault>, Error> {
     Ok(None)
+}
+
+/// `cellsctl check`: findings on stdout (text or JSON); the exit code says the worst.
+fn check_command(args: &CheckArgs, now: OffsetDateTime) -> Result<(), Error> {
+    let root = args.root.as_path();
+    let state_path = under_root(root, paths::STATE);
+    let Some(text) = read_text(&state_path)? else {
+        return Err(Error::usage(format!(
+            "no saved state at {}: run `cellsctl init` first",
+            state_path.display()
+        )));
+    };
+    let state = State::from_yaml(&text, &state_path.display().to_string())?;
+    let (mut findings, code) = check::run_all(root, &state, now);
+    if code == 3 {
+        // Show what cellsctl would write instead, for each drifted file.
+        if let Ok(prepared) = prepare(
+            root,
+            &AnswerArgs::default(),
+            &SecretEnv::default(),
+            Some(&state),
+            now,
+        ) {
+            for f in findings
+                .iter_mut()
+                .filter(|f| f.check.starts_with("drift /"))
+            {
+                let path = f.check.trim_start_matches("drift ");
+                if let Some(planned) = prepared.plan.files.iter().find(|p| p.path == path) {
+                    let old = std::fs::read(under_root(root, path)).ok();
+                    f.detail.push('\n');
+                    let diff = apply::diff_text(
+                        path,
+                        old.as_deref(),
+                        &planned.contents,
+                        &planned.visibility,
+                    );
+                    f.detail.push_str(diff.trim_end());
+                }
+            }
+        }
+    }
+    let out = if args.json {
+        serde_json::to_string_pretty(&findings)
+            .map(|t| t + "\n")
+            .unwrap_or_default()
+    } else {
+        ui::colour_diff(&check::render(&findings), ui::stdout_colours())
+    };
+    std::io::stdout()
+        .write_all(out.as_bytes())
+        .map_err(|e| Error::runtime(format!("cannot write to stdout: {e}")))?;
+    match code {
+        0 => Ok(()),
+        3 => Err(Error::Refused(
+            "check: files differ from what cellsctl wrote (see above)".into(),
+        )),
+        _ => Err(Error::runtime(
+            "check: at least one check failed (see above)",
+        )),
+    }
 }
 
 /// Everything up to the plan: answers, install secrets, key material, files.

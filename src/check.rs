@@ -1,0 +1,516 @@
+//! `cellsctl check`: offline findings about a rendered deployment. The
+//! files agree with the state (drift is exit 3), certificates parse, chain
+//! and cover the names, nothing secret is readable by others, and every
+//! validator found on PATH accepts what was written.
+
+use crate::answers::{Answers, UpstreamTls};
+use crate::apply::{sha256_hex, under_root};
+use crate::pki;
+use crate::render::paths;
+use crate::state::State;
+use serde::Serialize;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use time::OffsetDateTime;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Warn,
+    Fail,
+    /// A validator that is not installed here.
+    Skipped,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Finding {
+    pub check: String,
+    pub status: Status,
+    pub detail: String,
+}
+
+fn finding(check: impl Into<String>, status: Status, detail: impl Into<String>) -> Finding {
+    Finding {
+        check: check.into(),
+        status,
+        detail: detail.into(),
+    }
+}
+
+/// Every file the state records, against the disk.
+pub fn drift(root: &Path, state: &State) -> (Vec<Finding>, bool) {
+    let mut out = Vec::new();
+    let mut drifted = false;
+    for (path, rec) in &state.files {
+        let target = under_root(root, path);
+        match std::fs::read(&target) {
+            Ok(bytes) if sha256_hex(&bytes) == rec.sha256 => {}
+            Ok(_) => {
+                drifted = true;
+                out.push(finding(
+                    format!("drift {path}"),
+                    Status::Fail,
+                    "edited since cellsctl wrote it",
+                ));
+            }
+            Err(_) if path == paths::INSTALL_YML => {
+                out.push(finding(
+                    "install.yml",
+                    Status::Pass,
+                    "used and deleted, as it should be",
+                ));
+            }
+            Err(e) => {
+                drifted = true;
+                out.push(finding(
+                    format!("drift {path}"),
+                    Status::Fail,
+                    format!("missing ({e}); `cellsctl regenerate --restore` re-creates it"),
+                ));
+            }
+        }
+    }
+    if !drifted {
+        out.push(finding(
+            "drift",
+            Status::Pass,
+            format!("{} files match the state", state.files.len()),
+        ));
+    }
+    (out, drifted)
+}
+
+/// Certificates: parse, chain to the CA, cover the names, expiry.
+pub fn certificates(root: &Path, a: &Answers, now: OffsetDateTime) -> Vec<Finding> {
+    if a.upstream_tls != UpstreamTls::Ca {
+        return vec![finding(
+            "certificates",
+            Status::Pass,
+            "skip-verify mode: Cells makes its own certificate",
+        )];
+    }
+    let read = |p: &str| std::fs::read_to_string(under_root(root, p));
+    let (Ok(ca), Ok(leaf)) = (read(paths::CA_CERT), read(paths::CELLS_CERT)) else {
+        return vec![finding(
+            "certificates",
+            Status::Fail,
+            "ca.crt or cells.crt cannot be read",
+        )];
+    };
+    let mut out = Vec::new();
+    let expiry = |name: &str, not_after: OffsetDateTime| {
+        let days = (not_after - now).whole_days();
+        let (status, what) = if not_after <= now {
+            (Status::Fail, "expired".to_string())
+        } else if days < 30 {
+            (
+                Status::Warn,
+                format!("expires in {days} days; `cellsctl regenerate` renews it"),
+            )
+        } else {
+            (Status::Pass, format!("valid for {days} more days"))
+        };
+        finding(format!("{name} expiry"), status, what)
+    };
+    match pki::cert_facts(&ca, None) {
+        Ok(f) => out.push(expiry("CA", f.not_after)),
+        Err(e) => out.push(finding("CA", Status::Fail, format!("does not parse: {e}"))),
+    }
+    match pki::cert_facts(&leaf, Some(&ca)) {
+        Ok(f) => {
+            out.push(if f.signed_by_ca {
+                finding(
+                    "chain",
+                    Status::Pass,
+                    "cells.crt is signed by the cellsctl CA",
+                )
+            } else {
+                finding(
+                    "chain",
+                    Status::Fail,
+                    "cells.crt is not signed by the cellsctl CA",
+                )
+            });
+            let wanted = pki::wanted_sans(a);
+            let missing: Vec<&String> = wanted.iter().filter(|n| !f.sans.contains(*n)).collect();
+            out.push(if missing.is_empty() {
+                finding(
+                    "names",
+                    Status::Pass,
+                    format!(
+                        "cells.crt covers {}",
+                        wanted.iter().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                )
+            } else {
+                finding(
+                    "names",
+                    Status::Fail,
+                    format!("cells.crt does not cover {missing:?}"),
+                )
+            });
+            out.push(expiry("cells.crt", f.not_after));
+        }
+        Err(e) => out.push(finding(
+            "cells.crt",
+            Status::Fail,
+            format!("does not parse: {e}"),
+        )),
+    }
+    out
+}
+
+/// Key and secret files must not be readable by others (or group-writable).
+pub fn permissions(root: &Path, state: &State) -> Vec<Finding> {
+    let private = [
+        paths::STATE,
+        paths::CA_KEY,
+        paths::CELLS_KEY,
+        paths::INSTALL_YML,
+    ];
+    let mut out = Vec::new();
+    for path in private.iter().filter(|p| state.files.contains_key(**p)) {
+        let Ok(meta) = std::fs::metadata(under_root(root, path)) else {
+            continue;
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        // cells.key may be group-readable (root:CELLS_GROUP 0640); nothing more.
+        let allowed = if *path == paths::CELLS_KEY {
+            0o640
+        } else {
+            0o600
+        };
+        if mode & !allowed != 0 {
+            out.push(finding(format!("permissions {path}"), Status::Fail, format!("mode {mode:04o}, expected {allowed:04o} at most; `cellsctl regenerate` fixes it")));
+        }
+    }
+    if out.is_empty() {
+        out.push(finding(
+            "permissions",
+            Status::Pass,
+            "keys and secret files are private",
+        ));
+    }
+    out
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+fn run(cmd: &mut Command) -> Result<(bool, String), String> {
+    let out = cmd.output().map_err(|e| e.to_string())?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok((out.status.success(), text))
+}
+
+/// The Caddyfile with deployment paths moved below `root`, in a temp dir.
+fn caddyfile_for_validation(root: &Path, dir: &Path) -> std::io::Result<PathBuf> {
+    let text = std::fs::read_to_string(under_root(root, paths::CADDYFILE))?;
+    let text = if root == Path::new("/") {
+        text
+    } else {
+        text.replace(" /etc/", &format!(" {}/etc/", root.display()))
+    };
+    let file = dir.join("Caddyfile");
+    std::fs::write(&file, text)?;
+    Ok(file)
+}
+
+/// Every validator found on PATH: caddy validate and fmt, promtool,
+/// systemd-analyze verify; the ones not found are reported as skipped.
+pub fn validators(root: &Path, state: &State) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let tmp = match tempfile::tempdir() {
+        Ok(t) => t,
+        Err(e) => {
+            return vec![finding(
+                "validators",
+                Status::Fail,
+                format!("no temp dir: {e}"),
+            )]
+        }
+    };
+    match which("caddy") {
+        None => out.push(finding(
+            "caddy validate",
+            Status::Skipped,
+            "caddy not found on PATH",
+        )),
+        Some(caddy) => {
+            if let Ok((_, v)) = run(Command::new(&caddy).arg("version")) {
+                let installed = v
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .trim_start_matches('v')
+                    .to_string();
+                let rendered = state.answers.caddy_version.to_string();
+                out.push(if installed == rendered {
+                    finding("caddy version", Status::Pass, format!("Caddy {installed} is what the Caddyfile was rendered for"))
+                } else {
+                    finding("caddy version", Status::Warn, format!("Caddy on PATH is {installed}, the Caddyfile was rendered for {rendered}: run `cellsctl regenerate`"))
+                });
+            }
+            match caddyfile_for_validation(root, tmp.path()) {
+                Err(e) => out.push(finding(
+                    "caddy validate",
+                    Status::Fail,
+                    format!("cannot read the Caddyfile: {e}"),
+                )),
+                Ok(file) => {
+                    let validate = run(Command::new(&caddy)
+                        .args(["validate", "--adapter", "caddyfile", "--config"])
+                        .arg(&file)
+                        .env("XDG_DATA_HOME", tmp.path())
+                        .env("XDG_CONFIG_HOME", tmp.path()));
+                    out.push(match validate {
+                        Ok((true, text)) => {
+                            let warnings: Vec<&str> = text
+                                .lines()
+                                .filter(|l| l.contains("\"level\":\"warn"))
+                                .collect();
+                            if warnings.is_empty() {
+                                finding("caddy validate", Status::Pass, "valid, no warnings")
+                            } else {
+                                finding("caddy validate", Status::Warn, warnings.join("\n"))
+                            }
+                        }
+                        Ok((false, text)) => {
+                            finding("caddy validate", Status::Fail, text.trim().to_string())
+                        }
+                        Err(e) => finding("caddy validate", Status::Fail, e),
+                    });
+                    let formatted = Command::new(&caddy).arg("fmt").arg(&file).output();
+                    let original = std::fs::read(&file).unwrap_or_default();
+                    out.push(match formatted {
+                        Ok(f) if f.status.success() && f.stdout == original => {
+                            finding("caddy fmt", Status::Pass, "formatted")
+                        }
+                        Ok(_) => finding(
+                            "caddy fmt",
+                            Status::Warn,
+                            "`caddy fmt` would change the Caddyfile",
+                        ),
+                        Err(e) => finding("caddy fmt", Status::Fail, e.to_string()),
+                    });
+                }
+            }
+        }
+    }
+    if state.answers.prometheus.is_some() {
+        match which("promtool") {
+            None => out.push(finding(
+                "promtool check config",
+                Status::Skipped,
+                "promtool not found on PATH",
+            )),
+            Some(promtool) => {
+                let file = under_root(root, paths::PROMETHEUS_CONFIG);
+                out.push(
+                    match run(Command::new(promtool).args(["check", "config"]).arg(file)) {
+                        Ok((true, _)) => finding("promtool check config", Status::Pass, "valid"),
+                        Ok((false, text)) => finding(
+                            "promtool check config",
+                            Status::Fail,
+                            text.trim().to_string(),
+                        ),
+                        Err(e) => finding("promtool check config", Status::Fail, e),
+                    },
+                );
+            }
+        }
+    }
+    match which("systemd-analyze") {
+        None => out.push(finding(
+            "systemd-analyze verify",
+            Status::Skipped,
+            "systemd-analyze not found on PATH",
+        )),
+        Some(_) if root != Path::new("/") => out.push(finding(
+            "systemd-analyze verify",
+            Status::Skipped,
+            "the units name the deployment's binaries; run `cellsctl check` on the server (root /)",
+        )),
+        Some(analyze) => {
+            for unit in [paths::CELLS_UNIT, paths::RENEW_SERVICE, paths::RENEW_TIMER] {
+                let (ok, text) = run(Command::new(&analyze).arg("verify").arg(unit))
+                    .unwrap_or((false, String::new()));
+                let unknown = text.lines().any(|l| l.contains("Unknown"));
+                out.push(match (ok, unknown) {
+                    (true, false) => finding(
+                        format!("systemd-analyze verify {unit}"),
+                        Status::Pass,
+                        "valid",
+                    ),
+                    _ => finding(
+                        format!("systemd-analyze verify {unit}"),
+                        Status::Fail,
+                        text.trim().to_string(),
+                    ),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Prometheus must reach the targets file Cells writes: with Debian's
+/// `PrivateUsers=true`, only the "other" execute bits of each directory count.
+pub fn prometheus_targets(root: &Path, a: &Answers) -> Vec<Finding> {
+    let Some(p) = &a.prometheus else {
+        return vec![];
+    };
+    let file = a.prometheus_targets_file(p);
+    let on_disk = under_root(root, file.as_str());
+    let mut blocked = Vec::new();
+    let mut dir = on_disk.parent();
+    while let Some(d) = dir {
+        if let Ok(meta) = std::fs::metadata(d) {
+            if meta.permissions().mode() & 0o001 == 0 {
+                blocked.push(d.display().to_string());
+            }
+        }
+        if d == root {
+            break;
+        }
+        dir = d.parent();
+    }
+    let mut out = vec![if blocked.is_empty() {
+        finding(
+            "prometheus reach",
+            Status::Pass,
+            "every directory to the targets file is traversable by others",
+        )
+    } else {
+        finding(
+            "prometheus reach",
+            Status::Fail,
+            format!(
+                "Prometheus (PrivateUsers=true) cannot traverse {}: chmod o+x",
+                blocked.join(", ")
+            ),
+        )
+    }];
+    let cells_ran = under_root(root, a.cells.working_dir.as_str())
+        .join("services")
+        .is_dir();
+    if cells_ran && !on_disk.exists() {
+        out.push(finding("prometheus targets", Status::Warn, format!("{file} does not exist although Cells has run; check --prometheus-targets-file for this Cells version")));
+    }
+    out
+}
+
+/// All findings and the exit code: 3 on drift, 1 on any other failure, else 0.
+pub fn run_all(root: &Path, state: &State, now: OffsetDateTime) -> (Vec<Finding>, i32) {
+    let (mut findings, drifted) = drift(root, state);
+    findings.extend(certificates(root, &state.answers, now));
+    findings.extend(permissions(root, state));
+    findings.extend(prometheus_targets(root, &state.answers));
+    findings.extend(validators(root, state));
+    let failed = findings.iter().any(|f| f.status == Status::Fail);
+    let code = if drifted {
+        3
+    } else if failed {
+        1
+    } else {
+        0
+    };
+    (findings, code)
+}
+
+/// Human-readable findings, one a line.
+pub fn render(findings: &[Finding]) -> String {
+    let mut out = String::new();
+    for f in findings {
+        let mark = match f.status {
+            Status::Pass => "ok  ",
+            Status::Warn => "WARN",
+            Status::Fail => "FAIL",
+            Status::Skipped => "skip",
+        };
+        let detail = f.detail.replace('\n', "\n        ");
+        out.push_str(&format!("{mark}  {}: {detail}\n", f.check));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::answers::default_of;
+    use crate::pki::{ensure, wanted_sans};
+
+    /// Writes a CA and leaf issued at `issued` below a temp root.
+    fn root_with_certs(a: &Answers, issued: OffsetDateTime) -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        let p = ensure(
+            None,
+            None,
+            &a.external_url.host,
+            &wanted_sans(a),
+            a.cert_days,
+            issued,
+        )
+        .unwrap();
+        for (path, text) in [
+            (paths::CA_CERT, &p.ca.cert_pem),
+            (paths::CELLS_CERT, &p.leaf.cert_pem),
+        ] {
+            let target = under_root(root.path(), path);
+            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+            std::fs::write(target, text).unwrap();
+        }
+        root
+    }
+
+    fn answers() -> Answers {
+        let mut a: Answers =
+            serde_yaml::from_str(include_str!("../tests/fixtures/answers.yaml")).unwrap();
+        a.cert_days = default_of("825");
+        a
+    }
+
+    #[test]
+    fn certificate_expiry_is_warned_then_failed() {
+        let a = answers();
+        let issued = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let root = root_with_certs(&a, issued);
+        let status = |days: i64| {
+            certificates(root.path(), &a, issued + time::Duration::days(days))
+                .into_iter()
+                .find(|f| f.check == "cells.crt expiry")
+                .map(|f| f.status)
+        };
+        assert_eq!(status(1), Some(Status::Pass));
+        assert_eq!(status(810), Some(Status::Warn));
+        assert_eq!(status(830), Some(Status::Fail));
+        let names = certificates(root.path(), &a, issued);
+        assert!(names.iter().all(|f| f.status == Status::Pass), "{names:?}");
+    }
+
+    #[test]
+    fn names_not_covered_fail() {
+        let a = answers();
+        let issued = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let root = root_with_certs(&a, issued);
+        let mut moved = a.clone();
+        moved.external_url = default_of("https://files.example.org");
+        let f = certificates(root.path(), &moved, issued);
+        assert!(
+            f.iter().any(|f| f.check == "names"
+                && f.status == Status::Fail
+                && f.detail.contains("files.example.org")),
+            "{f:?}"
+        );
+    }
+}

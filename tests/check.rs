@@ -1,0 +1,118 @@
+//! `cellsctl check` on a rendered deployment, with the real validators.
+
+use crate::common::*;
+
+fn check(d: &Deployment, extra: &[&str], path: &str) -> (Option<i32>, String) {
+    let out = cellsctl()
+        .arg("check")
+        .arg("--root")
+        .arg(d.root())
+        .args(extra)
+        .env("PATH", path)
+        .output()
+        .expect("run");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+    )
+}
+
+/// PATH with the real tools (Debian's caddy 2.6.2, promtool, systemd-analyze).
+const TOOLS: &str = "/usr/local/bin:/usr/bin:/bin";
+
+#[test]
+fn a_fresh_deployment_passes() {
+    if caddy_binaries().is_empty() || require_tool("promtool", None).is_none() {
+        return;
+    }
+    let d = init_tutorial("2.6.2");
+    let (code, out) = check(&d, &[], TOOLS);
+    assert_eq!(code, Some(0), "{out}");
+    for want in [
+        "ok    drift",
+        "ok    chain",
+        "ok    names",
+        "ok    permissions",
+        "ok    caddy validate: valid, no warnings",
+        "ok    caddy fmt",
+        "ok    promtool check config",
+        "ok    prometheus reach",
+    ] {
+        assert!(out.contains(want), "{want} missing:\n{out}");
+    }
+    assert!(!out.contains("FAIL"), "{out}");
+}
+
+#[test]
+fn drift_is_exit_3_with_a_diff() {
+    let d = init_tutorial("2.6.2");
+    let path = d.path("/etc/caddy/Caddyfile");
+    let edited = std::fs::read_to_string(&path)
+        .expect("read")
+        .replace("tls tls@example.com", "tls me@example.com");
+    std::fs::write(&path, edited).expect("edit");
+    let (code, out) = check(&d, &[], TOOLS);
+    assert_eq!(code, Some(3), "{out}");
+    assert!(
+        out.contains("FAIL  drift /etc/caddy/Caddyfile")
+            && out.contains("-\ttls me@example.com")
+            && out.contains("+\ttls tls@example.com"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_loose_key_is_reported() {
+    let d = init_tutorial("2.6.2");
+    std::fs::set_permissions(
+        d.path("/etc/cellsctl/pki/ca.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .expect("chmod");
+    let (code, out) = check(&d, &[], TOOLS);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("FAIL  permissions /etc/cellsctl/pki/ca.key: mode 0644"),
+        "{out}"
+    );
+}
+
+#[test]
+fn missing_validators_are_named_and_json_is_parseable() {
+    let d = init_tutorial("2.11.7");
+    let (code, out) = check(&d, &["--json"], "/nonexistent");
+    assert_eq!(code, Some(0), "{out}");
+    let findings: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let skipped: Vec<&str> = findings
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|f| f["status"] == "skipped")
+        .filter_map(|f| f["check"].as_str())
+        .collect();
+    assert_eq!(
+        skipped,
+        [
+            "caddy validate",
+            "promtool check config",
+            "systemd-analyze verify"
+        ]
+    );
+}
+
+#[test]
+fn a_caddy_upgrade_is_noticed() {
+    if caddy_binaries().is_empty() {
+        return;
+    }
+    // Rendered for 2.11.7, but this PATH has Debian's 2.6.2.
+    let d = init_tutorial("2.11.7");
+    let (code, out) = check(&d, &[], TOOLS);
+    assert!(
+        out.contains(
+            "WARN  caddy version: Caddy on PATH is 2.6.2, the Caddyfile was rendered for 2.11.7"
+        ),
+        "{out}"
+    );
+    assert_eq!(code, Some(1), "2.6.2 rejects the 2.11.7 Caddyfile:\n{out}");
+}
