@@ -284,3 +284,44 @@ pub fn assert_cells_pki_consistent(d: &Deployment) {
         String::from_utf8_lossy(&verify.stderr)
     );
 }
+
+/// Adds the test-only global options: admin port, HTTP port, no trust-store install.
+pub fn for_test_machine(caddyfile: &str, admin_port: u16, http_port: u16) -> String {
+    let options =
+        format!("\tadmin localhost:{admin_port}\n\thttp_port {http_port}\n\tskip_install_trust\n");
+    let mut lines: Vec<String> = caddyfile.lines().map(String::from).collect();
+    match lines.iter().position(|l| l == "{") {
+        Some(i) => lines.insert(i + 1, options.trim_end().to_string()),
+        None => lines.insert(0, format!("{{\n{}}}\n", options)),
+    }
+    lines.join("\n") + "\n"
+}
+
+/// uid and gid of a system user, when the tests run as root and it exists
+/// (Caddy then runs as `caddy` and Prometheus as `prometheus`, as on a server).
+pub fn run_as(user: &str) -> Option<(u32, u32)> {
+    let is_root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    if !is_root {
+        return None;
+    }
+    let id = |flag: &str| -> Option<u32> {
+        let o = std::process::Command::new("id")
+            .args([flag, user])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&o.stdout).trim().parse().ok()
+    };
+    let ids = id("-u").zip(id("-g"));
+    if ids.is_none() && std::env::var_os("CI").is_some() {
+        panic!("CI runs as root with Debian's packages: user {user} must exist");
+    }
+    ids
+}
+
+/// Makes a directory (and the temp root above it) traversable as on a server.
+pub fn open_up(dir: &Path) {
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod 755");
+}

@@ -11,11 +11,13 @@ mod faults;
 mod hostile;
 
 mod cli_errors;
+mod e2e;
 mod live;
 mod ownership;
 mod regenerate;
 mod render;
 mod safety;
 mod secrets;
+mod standin;
 mod validators;
 mod wizard;

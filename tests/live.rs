@@ -7,18 +7,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Adds the test-only global options: admin port, HTTP port, no trust-store install.
-fn for_test_machine(caddyfile: &str, admin_port: u16, http_port: u16) -> String {
-    let options =
-        format!("\tadmin localhost:{admin_port}\n\thttp_port {http_port}\n\tskip_install_trust\n");
-    let mut lines: Vec<String> = caddyfile.lines().map(String::from).collect();
-    match lines.iter().position(|l| l == "{") {
-        Some(i) => lines.insert(i + 1, options.trim_end().to_string()),
-        None => lines.insert(0, format!("{{\n{}}}\n", options)),
-    }
-    lines.join("\n") + "\n"
-}
-
 /// `curl` status code for a URL on the loopback site.
 fn status(curl: &Path, ca: &Path, site_port: u16, url: &str, auth: Option<&str>) -> String {
     let mut cmd = Command::new(curl);
@@ -67,6 +55,7 @@ fn prometheus_behind_real_caddy_needs_the_password() {
     };
     for (version, caddy) in caddies {
         let d = Deployment::new();
+        open_up(d.root());
         let [site, http, admin, prom, cells] = free_ports::<5>();
         let url = format!("https://cells.localhost:{site}");
         let args = [
@@ -107,6 +96,12 @@ fn prometheus_behind_real_caddy_needs_the_password() {
         let mut words = exec.split_whitespace();
         assert_eq!(words.next(), Some("/usr/bin/prometheus"));
         let tsdb = tempfile::tempdir().expect("tsdb");
+        // As root (CI), Prometheus runs as `prometheus`, as on a server: the
+        // rendered config must be readable by it.
+        let prom_user = run_as("prometheus");
+        if let Some((uid, gid)) = prom_user {
+            std::os::unix::fs::chown(tsdb.path(), Some(uid), Some(gid)).expect("chown tsdb");
+        }
         let flags: Vec<String> = words
             .filter(|w| *w != "$ARGS")
             .map(|w| {
@@ -117,14 +112,16 @@ fn prometheus_behind_real_caddy_needs_the_password() {
             })
             .chain([format!("--storage.tsdb.path={}", tsdb.path().display())])
             .collect();
-        let mut prom_proc = Child(
-            Command::new(&prometheus)
-                .args(&flags)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start prometheus"),
-        );
+        let mut prom_cmd = Command::new(&prometheus);
+        prom_cmd
+            .args(&flags)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some((uid, gid)) = prom_user {
+            std::os::unix::process::CommandExt::uid(&mut prom_cmd, uid);
+            std::os::unix::process::CommandExt::gid(&mut prom_cmd, gid);
+        }
+        let mut prom_proc = Child(prom_cmd.spawn().expect("start prometheus"));
         let ready_url = format!("http://127.0.0.1:{prom}/prometheus/-/ready");
         wait_for(
             "prometheus",
@@ -138,25 +135,47 @@ fn prometheus_behind_real_caddy_needs_the_password() {
         );
 
         // Caddy with the rendered Caddyfile, changed only where a temp root and a shared machine need it.
+        // Prometheus listens on loopback only (read from the listening sockets).
+        if let Some(ss) = require_tool("ss", None) {
+            let out = Command::new(ss).args(["-ltnH"]).output().expect("ss");
+            let listening: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| l.split_whitespace().nth(3).map(String::from))
+                .filter(|local| local.ends_with(&format!(":{prom}")))
+                .collect();
+            assert_eq!(
+                listening,
+                [format!("127.0.0.1:{prom}")],
+                "Prometheus must listen on loopback only"
+            );
+        }
+
         let xdg = tempfile::tempdir().expect("xdg");
+        open_up(xdg.path());
+        let caddy_user = run_as("caddy");
+        if let Some((uid, gid)) = caddy_user {
+            std::os::unix::fs::chown(xdg.path(), Some(uid), Some(gid)).expect("chown xdg");
+        }
         let file = d.root().join("Caddyfile.live");
         std::fs::write(
             &file,
             for_test_machine(&caddyfile_below_root(&d), admin, http),
         )
         .expect("write");
-        let mut caddy_proc = Child(
-            Command::new(&caddy)
-                .args(["run", "--adapter", "caddyfile", "--config"])
-                .arg(&file)
-                .env("XDG_DATA_HOME", xdg.path())
-                .env("XDG_CONFIG_HOME", xdg.path())
-                .env("HOME", xdg.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start caddy"),
-        );
+        let mut caddy_cmd = Command::new(&caddy);
+        caddy_cmd
+            .args(["run", "--adapter", "caddyfile", "--config"])
+            .arg(&file)
+            .env("XDG_DATA_HOME", xdg.path())
+            .env("XDG_CONFIG_HOME", xdg.path())
+            .env("HOME", xdg.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some((uid, gid)) = caddy_user {
+            std::os::unix::process::CommandExt::uid(&mut caddy_cmd, uid);
+            std::os::unix::process::CommandExt::gid(&mut caddy_cmd, gid);
+        }
+        let mut caddy_proc = Child(caddy_cmd.spawn().expect("start caddy"));
         let ca = xdg.path().join("caddy/pki/authorities/local/root.crt");
         let ready = format!("{url}/prometheus/-/ready");
         wait_for(
