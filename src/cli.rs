@@ -67,6 +67,11 @@ pub enum Command {
         after_help = "Exit status: 0 all passed (warnings allowed), 1 a check failed, 3 files differ from what cellsctl wrote.\n\nExamples:\n  cellsctl check\n  cellsctl check --root ./demo-root --json"
     )]
     Check(CheckArgs),
+    /// Live checks against the running deployment: DNS, certificates, redirect, Cells through the proxy, gRPC, websockets, Prometheus auth.
+    #[command(
+        after_help = "Exit status: 0 when every check passes, 1 otherwise.\n\nExamples:\n  cellsctl verify\n  # Before DNS is live, dialing the server directly:\n  cellsctl verify --connect 203.0.113.7:443\n  # A site on Caddy's internal CA, with the Prometheus login:\n  cellsctl verify --ca /var/lib/caddy/.local/share/caddy/pki/authorities/local/root.crt --prometheus-password-file /root/prom.txt"
+    )]
+    Verify(VerifyArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(
         after_help = "Examples:\n  cellsctl completions bash > /etc/bash_completion.d/cellsctl\n  cellsctl completions zsh > \"${fpath[1]}/_cellsctl\""
@@ -95,6 +100,31 @@ pub struct CheckArgs {
     #[arg(long, value_name = "DIR", default_value = "/", env = "CELLSCTL_ROOT")]
     pub root: PathBuf,
     /// Print the findings as JSON.
+    #[arg(long, help_heading = "Output")]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// The root holding the state (the deployment to check).
+    #[arg(long, value_name = "DIR", default_value = "/", env = "CELLSCTL_ROOT")]
+    pub root: PathBuf,
+    /// Check this URL instead of the one in the state.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<ExternalUrl>,
+    /// Dial this address for HTTPS instead of resolving the host (like curl --resolve).
+    #[arg(long, value_name = "IP:PORT")]
+    pub connect: Option<std::net::SocketAddr>,
+    /// Dial this address for the plain-HTTP redirect check [default: the --connect IP, port 80].
+    #[arg(long, value_name = "IP:PORT")]
+    pub connect_http: Option<std::net::SocketAddr>,
+    /// Also trust this root certificate (PEM), e.g. Caddy's internal CA.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// The Prometheus password, to check that the login works too (or env CELLSCTL_PROMETHEUS_PASSWORD).
+    #[arg(long, value_name = "PATH")]
+    pub prometheus_password_file: Option<PathBuf>,
+    /// Print the results as JSON.
     #[arg(long, help_heading = "Output")]
     pub json: bool,
 }

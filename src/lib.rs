@@ -18,11 +18,12 @@ pub mod secrets;
 pub mod services;
 pub mod state;
 pub mod ui;
+pub mod verify;
 pub mod wizard;
 
 use crate::answers::UpstreamTls;
 use crate::apply::{sha256_hex, under_root, ApplyOptions};
-use crate::cli::{AnswerArgs, CheckArgs, Cli, Command, GenerateArgs, HashPasswordArgs};
+use crate::cli::{AnswerArgs, CheckArgs, Cli, Command, GenerateArgs, HashPasswordArgs, VerifyArgs};
 use crate::error::Error;
 use crate::inputs::SecretEnv;
 use crate::pki::CertAndKey;
@@ -49,6 +50,7 @@ pub fn run(cli: Cli, now: OffsetDateTime) -> Result<(), Error> {
             Ok(())
         }
         Command::Check(args) => check_command(&args, now),
+        Command::Verify(args) => verify_command(&args),
         Command::Man => man_page(&mut std::io::stdout())
             .map_err(|e| Error::runtime(format!("cannot write the man page: {e}"))),
     }
@@ -278,6 +280,96 @@ fn check_command(args: &CheckArgs, now: OffsetDateTime) -> Result<(), Error> {
         _ => Err(Error::runtime(
             "check: at least one check failed (see above)",
         )),
+    }
+}
+
+/// `cellsctl verify`: live checks; exit 0 only when all pass.
+fn verify_command(args: &VerifyArgs) -> Result<(), Error> {
+    let state_path = under_root(&args.root, paths::STATE);
+    let state = read_text(&state_path)?
+        .map(|text| State::from_yaml(&text, &state_path.display().to_string()))
+        .transpose()?;
+    let url = match (&args.url, &state) {
+        (Some(u), _) => u.clone(),
+        (None, Some(s)) => s.answers.external_url.clone(),
+        (None, None) => {
+            return Err(Error::usage(format!(
+                "--url: no saved state at {}, so give the URL to check",
+                state_path.display()
+            )))
+        }
+    };
+    let extra_roots = match &args.ca {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .map_err(|e| Error::usage(format!("--ca: cannot read {}: {e}", p.display())))?,
+        ),
+        None => None,
+    };
+    let password = SecretSource {
+        file_flag: "--prometheus-password-file",
+        file: args.prometheus_password_file.as_deref(),
+        env_var: "CELLSCTL_PROMETHEUS_PASSWORD",
+        env_value: std::env::var("CELLSCTL_PROMETHEUS_PASSWORD").ok(),
+        rules: SecretRules::BasicAuth,
+    }
+    .read()?;
+    let a = state.as_ref().map(|s| &s.answers);
+    let prometheus = a.and_then(|a| a.prometheus.as_ref()).map(|p| {
+        (
+            p.path.to_string(),
+            p.user.to_string(),
+            password.as_ref().map(|s| s.expose().to_string()),
+        )
+    });
+    let upstream = match a {
+        Some(a) if a.upstream_tls == UpstreamTls::Ca => Some((
+            a.bind.dial(),
+            read_text(&under_root(&args.root, paths::CA_CERT))?,
+        )),
+        Some(a) => Some((a.bind.dial(), None)),
+        None => None,
+    };
+    let target = verify::Target {
+        host: url.host.san_form(),
+        port: url.port.unwrap_or(if url.scheme == answers::Scheme::Https {
+            443
+        } else {
+            80
+        }),
+        connect: args.connect,
+        connect_http: args.connect_http,
+        extra_roots,
+        prometheus,
+        upstream,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::runtime(format!("cannot start the network runtime: {e}")))?;
+    let findings = runtime.block_on(verify::run(&target));
+    let out = if args.json {
+        serde_json::to_string_pretty(&findings)
+            .map(|t| t + "\n")
+            .unwrap_or_default()
+    } else {
+        check::render(&findings)
+    };
+    std::io::stdout()
+        .write_all(out.as_bytes())
+        .map_err(|e| Error::runtime(format!("cannot write to stdout: {e}")))?;
+    let failed: Vec<&str> = findings
+        .iter()
+        .filter(|f| f.status == check::Status::Fail)
+        .map(|f| f.check.as_str())
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::runtime(format!(
+            "verify: failed: {}",
+            failed.join(", ")
+        )))
     }
 }
 

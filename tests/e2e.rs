@@ -18,6 +18,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 struct Site {
     d: Deployment,
     site: SocketAddr,
+    http: SocketAddr,
+    root_file: std::path::PathBuf,
     authority: String,
     root_pem: String,
     _caddy: Child,
@@ -31,6 +33,19 @@ async fn bring_up(
     caddy: &std::path::Path,
     upstream: &str,
     edit: impl Fn(String) -> String,
+) -> Site {
+    bring_up_with(version, caddy, upstream, edit, &[], false).await
+}
+
+/// As `bring_up`, with more cellsctl flags, and optionally a stand-in
+/// without TLS (Cells with TLS offloaded to the proxy).
+async fn bring_up_with(
+    version: &str,
+    caddy: &std::path::Path,
+    upstream: &str,
+    edit: impl Fn(String) -> String,
+    extra: &[String],
+    plain_standin: bool,
 ) -> Site {
     let [site, http, admin, cells] = free_ports::<4>();
     let d = Deployment::new();
@@ -54,8 +69,12 @@ async fn bring_up(
         &d.secret_file("db"),
     ]
     .map(String::from);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    run_ok(&mut d.cmd("init", &args));
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.extend(extra.iter().map(String::as_str));
+    run_ok(
+        d.cmd("init", &args)
+            .env("CELLSCTL_PROMETHEUS_PASSWORD", PROM_PASSWORD),
+    );
 
     let (cert, key) = if upstream == "ca" {
         (
@@ -68,7 +87,11 @@ async fn bring_up(
             .expect("self-signed");
         (own.cert.pem(), own.signing_key.serialize_pem())
     };
-    let standin = standin::start(bind.parse().expect("addr"), &cert, &key).await;
+    let standin = if plain_standin {
+        standin::start_plain(bind.parse().expect("addr")).await
+    } else {
+        standin::start(bind.parse().expect("addr"), &cert, &key).await
+    };
 
     let xdg = tempfile::tempdir().expect("xdg");
     open_up(xdg.path());
@@ -115,6 +138,8 @@ async fn bring_up(
     Site {
         d,
         site: site_addr,
+        http: format!("127.0.0.1:{http}").parse().expect("addr"),
+        root_file,
         authority: format!("cells.localhost:{site}"),
         root_pem,
         _caddy: caddy,
@@ -403,4 +428,152 @@ async fn a_grpc_stream_idle_for_75_seconds_survives() {
             );
         }
     }
+}
+
+/// A stand-in for Prometheus: answers 200 on every path, plain HTTP.
+async fn fake_prometheus(addr: SocketAddr) -> tokio::task::JoinHandle<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = tcp.read(&mut buf).await;
+                let _ = tcp
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                    )
+                    .await;
+            });
+        }
+    })
+}
+
+/// `cellsctl verify` against the live set-up: (exit code, output). Runs on
+/// this worker thread, letting the runtime's other thread serve the stand-in.
+fn verify(s: &Site, password: bool) -> (Option<i32>, String) {
+    tokio::task::block_in_place(|| {
+        let mut cmd = cellsctl();
+        cmd.arg("verify")
+            .arg("--root")
+            .arg(s.d.root())
+            .arg("--connect")
+            .arg(s.site.to_string())
+            .arg("--connect-http")
+            .arg(s.http.to_string())
+            .arg("--ca")
+            .arg(&s.root_file);
+        if password {
+            cmd.arg("--prometheus-password-file")
+                .arg(s.d.secret_file("prom"));
+        }
+        let out = cmd.output().expect("run verify");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_passes_live_and_names_what_is_broken() {
+    let Some((_, caddy)) = caddy_binaries().into_iter().find(|(v, _)| *v == "2.11.7") else {
+        return;
+    };
+    let [prom] = free_ports::<1>();
+    let prom_addr: SocketAddr = format!("127.0.0.1:{prom}").parse().expect("addr");
+    let _prometheus = fake_prometheus(prom_addr).await;
+    let extra: Vec<String> = [
+        "--prometheus",
+        "--prometheus-user",
+        "sysadminUser",
+        "--bcrypt-cost",
+        "4",
+        "--prometheus-listen",
+        &prom_addr.to_string(),
+    ]
+    .map(String::from)
+    .to_vec();
+
+    // Healthy.
+    let mut s = bring_up_with("2.11.7", &caddy, "ca", |c| c, &extra, false).await;
+    let (code, out) = verify(&s, true);
+    assert_eq!(code, Some(0), "{out}");
+    for check in [
+        "dns",
+        "https",
+        "http2",
+        "redirect",
+        "upstream",
+        "grpc",
+        "websocket",
+        "prometheus auth",
+        "prometheus login",
+        "upstream certificate",
+    ] {
+        assert!(
+            out.contains(&format!("ok    {check}:")),
+            "{check} did not pass:\n{out}"
+        );
+    }
+
+    // Cells stopped: the checks that need it fail, by name.
+    s.standin = standin::start_plain("127.0.0.1:0".parse().expect("addr")).await;
+    let (code, out) = verify(&s, false);
+    assert_eq!(code, Some(1), "{out}");
+    for check in ["upstream", "grpc", "websocket", "upstream certificate"] {
+        assert!(
+            out.contains(&format!("FAIL  {check}:")),
+            "{check} not reported:\n{out}"
+        );
+    }
+    assert!(out.contains("ok    prometheus auth"), "{out}");
+    drop(s);
+
+    // TLS terminated at Caddy, plain HTTP to Cells: gRPC breaks.
+    let offload = |c: String| {
+        let start = c
+            .find("\t\treverse_proxy https://")
+            .expect("upstream block");
+        let end = start + c[start..].find("\n\t\t}\n").expect("block end") + "\n\t\t}\n".len();
+        let dial = c[start..]
+            .split_whitespace()
+            .nth(1)
+            .expect("dial")
+            .trim_start_matches("https://")
+            .to_string();
+        format!("{}\t\treverse_proxy {dial}\n{}", &c[..start], &c[end..])
+    };
+    let s = bring_up_with("2.11.7", &caddy, "ca", offload, &extra, true).await;
+    assert!(!std::fs::read_to_string(s.d.root().join("Caddyfile.e2e"))
+        .expect("read")
+        .contains("reverse_proxy https://"));
+    let (code, out) = verify(&s, false);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("ok    upstream:"),
+        "plain GETs still work:\n{out}"
+    );
+    assert!(
+        out.contains("FAIL  grpc:") && out.contains("text/plain"),
+        "{out}"
+    );
+    assert!(out.contains("FAIL  upstream certificate:"), "{out}");
+    drop(s);
+
+    // The basic auth removed: Prometheus is open, and verify says so.
+    let no_auth = |c: String| {
+        let start = c.find("\t\tbasic_auth {").expect("auth block");
+        let end = start + c[start..].find("\t\t}\n").expect("end") + "\t\t}\n".len();
+        format!("{}{}", &c[..start], &c[end..])
+    };
+    let s = bring_up_with("2.11.7", &caddy, "ca", no_auth, &extra, false).await;
+    let (code, out) = verify(&s, false);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("FAIL  prometheus auth:") && out.contains("answered 200 without credentials"),
+        "{out}"
+    );
 }

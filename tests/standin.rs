@@ -54,6 +54,34 @@ fn key_from_pem(pem: &str) -> rustls::pki_types::PrivateKeyDer<'static> {
     rustls::pki_types::PrivateKeyDer::from_pem_slice(pem.as_bytes()).expect("PEM key")
 }
 
+/// Starts the stand-in without TLS, as Cells would run with TLS offloaded
+/// to the proxy (the set-up Pydio warns breaks Cells Sync).
+pub async fn start_plain(addr: SocketAddr) -> StandIn {
+    let listener = TcpListener::bind(addr).await.expect("bind the stand-in");
+    let seen = Arc::new(Seen::default());
+    let seen2 = seen.clone();
+    let task = tokio::spawn(async move {
+        // Connections live in this set: stopping the stand-in drops it, which
+        // ends them too (Caddy keeps upstream connections alive).
+        let mut connections = tokio::task::JoinSet::new();
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let seen = seen2.clone();
+            connections.spawn(async move {
+                let io = hyper_util::rt::TokioIo::new(tcp);
+                let service = hyper::service::service_fn(move |req| handle(req, seen.clone()));
+                let builder = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                );
+                let _ = builder.serve_connection_with_upgrades(io, service).await;
+            });
+        }
+    });
+    StandIn { seen, task }
+}
+
 /// Starts the stand-in on `addr` with this certificate and key (PEM).
 pub async fn start(addr: SocketAddr, cert_pem: &str, key_pem: &str) -> StandIn {
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
@@ -68,13 +96,16 @@ pub async fn start(addr: SocketAddr, cert_pem: &str, key_pem: &str) -> StandIn {
     let seen = Arc::new(Seen::default());
     let seen2 = seen.clone();
     let task = tokio::spawn(async move {
+        // Connections live in this set: stopping the stand-in drops it, which
+        // ends them too (Caddy keeps upstream connections alive).
+        let mut connections = tokio::task::JoinSet::new();
         loop {
             let Ok((tcp, _)) = listener.accept().await else {
                 continue;
             };
             let acceptor = acceptor.clone();
             let seen = seen2.clone();
-            tokio::spawn(async move {
+            connections.spawn(async move {
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
@@ -113,7 +144,14 @@ async fn handle(req: Request<Incoming>, seen: Arc<Seen>) -> Result<Response<BoxB
         .get(hyper::header::CONTENT_TYPE)
         .is_some_and(|c| c.as_bytes().starts_with(b"application/grpc"));
     let path = req.uri().path().to_string();
-    let response = if is_grpc {
+    let response = if is_grpc && req.version() != hyper::Version::HTTP_2 {
+        // As grpc-go (Cells) does: gRPC only over HTTP/2.
+        Response::builder()
+            .status(StatusCode::BAD_REQUEST)
+            .header("content-type", "text/plain")
+            .body(full("gRPC requires HTTP/2"))
+            .expect("response")
+    } else if is_grpc {
         grpc(req, &path).await
     } else if path.starts_with("/ws/") {
         websocket(req)
