@@ -109,6 +109,8 @@ pub struct Report {
     pub cleaned_up: Vec<String>,
     /// An interrupted run's intent record was found and honoured.
     pub resumed: bool,
+    /// Why nothing was written: hand-edited, unknown or deleted files (exit 3).
+    pub refused: Option<String>,
 }
 
 impl Report {
@@ -451,7 +453,8 @@ pub fn apply(
         if conflicts.iter().any(|c| c.action != Action::Deleted) {
             msg.push_str("Re-run with --force to overwrite edited or unknown files (each is first backed up as FILE.cellsctl-bak.TIMESTAMP), or undo the edits.");
         }
-        return Err(Error::Refused(msg));
+        report.refused = Some(msg);
+        return Ok(report);
     }
 
     if opts.dry_run {

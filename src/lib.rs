@@ -510,10 +510,6 @@ fn install_interrupt_handler() {
 fn generate(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), Error> {
     ui::configure(args.common.quiet, args.common.verbose);
     let root = args.common.root.as_path();
-    if !root.exists() && !args.common.dry_run {
-        std::fs::create_dir_all(root)
-            .map_err(|e| Error::io("create the --root directory", root, e))?;
-    }
     if root.exists() && !root.is_dir() {
         return Err(Error::usage(format!(
             "--root: {} is not a directory",
@@ -600,6 +596,9 @@ fn generate(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), 
                 ..options
             },
         )?;
+        if let Some(why) = preview.refused {
+            return Err(Error::Refused(why));
+        }
         eprint!(
             "{}",
             report::review(
@@ -613,6 +612,12 @@ fn generate(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), 
             return Err(Error::Cancelled("declined at the review".into()));
         }
     }
+    // A missing root is created only now: a refused, cancelled or dry run
+    // leaves no trace.
+    if !root.exists() && !args.common.dry_run {
+        std::fs::create_dir_all(root)
+            .map_err(|e| Error::io("create the --root directory", root, e))?;
+    }
     WRITING.store(true, std::sync::atomic::Ordering::SeqCst);
     ui::step(if args.common.dry_run {
         "comparing with the files on disk (dry run)"
@@ -623,7 +628,7 @@ fn generate(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), 
 
     // Cells is restarted only once `cells configure` has used install.yml.
     let cells_ready = !under_root(root, paths::INSTALL_YML).exists();
-    let (restarted, restart_error) = if args.common.restart_services {
+    let (restarted, restart_error) = if args.common.restart_services && report.refused.is_none() {
         match services::run(&services::commands(&report.services(), cells_ready)) {
             Ok(steps) => (steps, None),
             Err((steps, e)) => (steps, Some(e)),
@@ -647,7 +652,7 @@ fn generate(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), 
     };
     let text = if args.common.json {
         report::json(&report, &context, &restarted)
-    } else if args.common.quiet {
+    } else if args.common.quiet || report.refused.is_some() {
         String::new()
     } else {
         report::render(&report, &context, &restarted, ui::stdout_colours())
@@ -655,6 +660,9 @@ fn generate(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), 
     std::io::stdout()
         .write_all(text.as_bytes())
         .map_err(|e| Error::runtime(format!("cannot write to stdout: {e}")))?;
+    if let Some(why) = report.refused {
+        return Err(Error::Refused(why));
+    }
     ui::step("done");
     match restart_error {
         Some(e) => Err(e),

@@ -294,6 +294,8 @@ pub fn review(a: &Answers, preview: &Report, root: &Path, install_secrets: bool)
 #[derive(Serialize)]
 struct JsonReport<'a> {
     dry_run: bool,
+    /// Why nothing was written (exit 3), or null.
+    refused: Option<&'a str>,
     caddy_version: String,
     files: Vec<JsonFile<'a>>,
     /// Commands to run, in order, for what changed.
@@ -316,6 +318,7 @@ struct JsonFile<'a> {
 pub fn json(report: &Report, ctx: &Context, restarted: &[Step]) -> String {
     let doc = JsonReport {
         dry_run: ctx.dry_run,
+        refused: report.refused.as_deref(),
         caddy_version: ctx.answers.caddy_version.to_string(),
         files: report
             .entries
@@ -323,13 +326,17 @@ pub fn json(report: &Report, ctx: &Context, restarted: &[Step]) -> String {
             .map(|e| JsonFile {
                 path: &e.path,
                 written_to: under_root(ctx.root, &e.path).display().to_string(),
-                action: json_action(&e.action),
+                action: json_action(&e.action, report.refused.is_some()),
                 mode: format!("{:04o}", e.mode),
                 sha256: e.sha256.as_deref(),
                 backup: e.backup.as_deref(),
             })
             .collect(),
-        services: report.services().iter().map(|s| s.command()).collect(),
+        services: if report.refused.is_some() {
+            Vec::new()
+        } else {
+            report.services().iter().map(|s| s.command()).collect()
+        },
         restarted,
         notes: ctx.notes,
     };
@@ -341,7 +348,7 @@ pub fn json(report: &Report, ctx: &Context, restarted: &[Step]) -> String {
 
 /// create, update, unchanged, remove, fix-permissions, replace-default,
 /// restore, overwrite (a hand-edited or unknown file, with --force).
-fn json_action(a: &Action) -> &'static str {
+fn json_action(a: &Action, refused: bool) -> &'static str {
     match a {
         Action::Create => "create",
         Action::Update => "update",
@@ -350,6 +357,7 @@ fn json_action(a: &Action) -> &'static str {
         Action::ReplaceDefault { .. } => "replace-default",
         Action::Remove => "remove",
         Action::Restore => "restore",
+        Action::HandEdited | Action::Unknown | Action::Deleted if refused => "refused",
         Action::HandEdited | Action::Unknown => "overwrite",
         Action::Deleted => "refused",
     }

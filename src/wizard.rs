@@ -65,6 +65,23 @@ fn ask<T: FromStr<Err = String>>(
     }
 }
 
+/// Like `ask`, with a further rule checked at the question (not after the last one).
+fn ask_checked<T: FromStr<Err = String>>(
+    p: &mut dyn Prompter,
+    prompt: &str,
+    hint: &str,
+    default: Option<String>,
+    rule: impl Fn(&T) -> Result<(), String>,
+) -> Result<T, Error> {
+    loop {
+        let value: T = ask(p, prompt, hint, default.clone())?;
+        match rule(&value) {
+            Ok(()) => return Ok(value),
+            Err(why) => p.say(&format!("✗ {why}")),
+        }
+    }
+}
+
 /// Like `ask`, but an empty answer means "none".
 fn ask_optional<T: FromStr<Err = String>>(
     p: &mut dyn Prompter,
@@ -135,6 +152,13 @@ pub fn run(p: &mut dyn Prompter, known: &Known) -> Result<Filled, Error> {
             "Where Cells listens, IP:PORT; Caddy proxies to it. 127.0.0.1:8080 keeps it off the network.",
             saved_or(prev.map(|a| a.bind), "127.0.0.1:8080"),
         )?);
+    }
+    // Flags that only make sense with one TLS mode choose it.
+    if f.public_tls.is_none() && f.acme_email.is_some() {
+        f.public_tls = Some(PublicTlsMode::Acme);
+    }
+    if f.public_tls.is_none() && (f.public_cert.is_some() || f.public_key.is_some()) {
+        f.public_tls = Some(PublicTlsMode::Custom);
     }
     if f.public_tls.is_none() {
         let url_is_http = f
@@ -368,11 +392,20 @@ fn ask_prometheus(
         return Ok(());
     }
     if f.prometheus_listen.is_none() {
-        f.prometheus_listen = Some(ask::<ListenAddr>(
+        f.prometheus_listen = Some(ask_checked::<ListenAddr>(
             p,
             "Prometheus listen address",
             "A loopback IP:PORT, so the only way in is Caddy's basic auth.",
             saved_or(prev.map(|x| x.listen), "127.0.0.1:9090"),
+            |l| {
+                if l.is_loopback() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{l} is not a loopback address; expected 127.0.0.1:PORT or [::1]:PORT"
+                    ))
+                }
+            },
         )?);
     }
     if f.prometheus_path.is_none() {
@@ -525,16 +558,52 @@ fn cancelled(e: dialoguer::Error) -> Error {
     Error::Cancelled(format!("no answer ({e})"))
 }
 
+/// One line from stdin in the terminal's own (cooked) mode: its line editing
+/// works, Ctrl-D on an empty line is end of input, Ctrl-C is SIGINT.
+fn read_line_or_cancel(what: &str) -> Result<String, Error> {
+    let mut line = String::new();
+    match std::io::stdin().read_line(&mut line) {
+        Ok(0) => Err(Error::Cancelled(format!("end of input at \"{what}\""))),
+        Ok(_) => Ok(line.trim_end_matches(['\n', '\r']).to_string()),
+        Err(e) => Err(Error::Cancelled(format!("cannot read \"{what}\": {e}"))),
+    }
+}
+
+/// Like `read_line_or_cancel`, with echo off.
+fn read_secret_or_cancel(what: &str) -> Result<String, Error> {
+    use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
+    let stdin = std::io::stdin();
+    let saved = tcgetattr(&stdin)
+        .map_err(|e| Error::Cancelled(format!("no terminal for \"{what}\": {e}")))?;
+    let mut quiet = saved.clone();
+    quiet.local_flags.remove(LocalFlags::ECHO);
+    tcsetattr(&stdin, SetArg::TCSAFLUSH, &quiet)
+        .map_err(|e| Error::Cancelled(format!("cannot hide input: {e}")))?;
+    let line = read_line_or_cancel(what);
+    // Echo back on even when reading failed.
+    let _ = tcsetattr(&stdin, SetArg::TCSAFLUSH, &saved);
+    eprintln!();
+    line
+}
+
+impl TerminalPrompter {
+    fn question(&self, prompt: &str, default: Option<&str>) -> String {
+        let default = match default {
+            Some(d) if !d.is_empty() => format!(" ({d})"),
+            _ => String::new(),
+        };
+        format!("{} {prompt}{default} › ", console::style("?").yellow())
+    }
+}
+
 impl Prompter for TerminalPrompter {
     fn input(&mut self, prompt: &str, default: Option<&str>) -> Result<String, Error> {
-        let mut input =
-            dialoguer::Input::<String>::with_theme(self.theme.as_ref()).with_prompt(prompt);
-        match default {
-            Some(d) if !d.is_empty() => input = input.default(d.to_string()),
-            Some(_) => input = input.allow_empty(true),
-            None => {}
-        }
-        input.interact_text_on(&self.term).map_err(cancelled)
+        let _ = self.term.write_str(&self.question(prompt, default));
+        let line = read_line_or_cancel(prompt)?;
+        Ok(match default {
+            Some(d) if line.trim().is_empty() => d.to_string(),
+            _ => line,
+        })
     }
 
     fn select(&mut self, prompt: &str, items: &[&str], default: usize) -> Result<usize, Error> {
@@ -560,12 +629,18 @@ impl Prompter for TerminalPrompter {
     }
 
     fn password(&mut self, prompt: &str) -> Result<String, Error> {
-        dialoguer::Password::with_theme(self.theme.as_ref())
-            .with_prompt(prompt)
-            .with_confirmation("Again, to confirm", "The two entries differ; once more.")
-            .allow_empty_password(true)
-            .interact_on(&self.term)
-            .map_err(cancelled)
+        loop {
+            let _ = self.term.write_str(&self.question(prompt, None));
+            let first = read_secret_or_cancel(prompt)?;
+            let _ = self
+                .term
+                .write_str(&self.question("Again, to confirm", None));
+            let second = read_secret_or_cancel(prompt)?;
+            if first == second {
+                return Ok(first);
+            }
+            self.say("✗ The two entries differ; once more.");
+        }
     }
 
     fn say(&mut self, text: &str) {
@@ -763,6 +838,73 @@ mod tests {
             p.said
         );
         assert_eq!(out.secret_env.admin_password.as_deref(), Some("fine $ one"));
+    }
+
+    #[test]
+    fn prometheus_listen_must_be_loopback_at_the_question() {
+        let flags = AnswerArgs {
+            external_url: Some("https://c.example.com".parse().unwrap()),
+            public_tls: Some(PublicTlsMode::Internal),
+            ..AnswerArgs::default()
+        };
+        let env = SecretEnv {
+            admin_password: Some("a".into()),
+            db_password: Some("b".into()),
+            prometheus_password: Some("p".into()),
+        };
+        let mut p = ScriptedPrompter::new([
+            Enter,
+            Enter,
+            Yes,
+            Text("0.0.0.0:9090"),
+            Enter,
+            Enter,
+            Text("ops"),
+            Enter,
+            Enter,
+            Enter,
+            Enter,
+            Enter,
+            No,
+        ]);
+        let out = run(&mut p, &known(&flags, &env, None)).unwrap();
+        assert_eq!(
+            p.asked
+                .iter()
+                .filter(|a| *a == "Prometheus listen address")
+                .count(),
+            2
+        );
+        assert!(
+            p.said
+                .iter()
+                .any(|s| s.contains("0.0.0.0:9090 is not a loopback address")),
+            "{:?}",
+            p.said
+        );
+        assert_eq!(
+            out.flags.prometheus_listen.unwrap().to_string(),
+            "127.0.0.1:9090"
+        );
+    }
+
+    #[test]
+    fn an_acme_email_flag_chooses_acme() {
+        let flags = AnswerArgs {
+            external_url: Some("https://c.example.com".parse().unwrap()),
+            acme_email: Some("a@example.com".parse().unwrap()),
+            no_prometheus: true,
+            ..AnswerArgs::default()
+        };
+        let env = SecretEnv {
+            admin_password: Some("a".into()),
+            db_password: Some("b".into()),
+            ..SecretEnv::default()
+        };
+        let mut p = ScriptedPrompter::new([Enter, Enter, Enter, Enter, Enter, Enter, Enter, No]);
+        let out = run(&mut p, &known(&flags, &env, None)).unwrap();
+        assert!(!p.asked.iter().any(|a| a == "Public TLS"), "{:?}", p.asked);
+        assert_eq!(out.flags.public_tls, Some(PublicTlsMode::Acme));
     }
 
     #[test]

@@ -298,3 +298,42 @@ fn piped_stdin_never_prompts() {
     }
     assert!(d.snapshot().is_empty());
 }
+
+#[test]
+fn end_of_input_at_a_question_writes_nothing() {
+    let d = Deployment::new();
+    let missing_root = d.root().join("not-yet");
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("cellsctl"));
+    cmd.arg("init")
+        .arg("--root")
+        .arg(&missing_root)
+        .args(["--caddy-version", "2.11.7"]);
+    cmd.env("NO_COLOR", "1")
+        .env("TERM", "xterm")
+        .env("PATH", "/nonexistent");
+    let mut p = rexpect::session::spawn_command(cmd, Some(20_000)).expect("pty");
+    answer(&mut p, "External URL", "https://cells.example.com");
+    p.exp_string("Cells bind address").expect("second question");
+    p.send_control('d').expect("Ctrl-D");
+    let rest = p.exp_eof().expect("the program ends");
+    assert!(
+        rest.contains("end of input") && rest.contains("nothing was written"),
+        "{rest:?}"
+    );
+    let status = p.process().wait().expect("wait");
+    assert!(matches!(status, WaitStatus::Exited(_, 1)), "{status:?}");
+    assert!(!missing_root.exists(), "not even the root is created");
+}
+
+#[test]
+fn ctrl_c_at_a_choice_writes_nothing() {
+    let d = Deployment::new();
+    let mut p = spawn(&d, &["--caddy-version", "2.11.7"]);
+    answer(&mut p, "External URL", "https://cells.example.com");
+    answer(&mut p, "Cells bind address", "");
+    p.exp_string("Public TLS").expect("the choice");
+    p.send_control('c').expect("Ctrl-C");
+    let rest = p.exp_eof().expect("the program ends");
+    assert!(rest.contains("nothing was written"), "{rest:?}");
+    assert!(d.snapshot().is_empty());
+}
