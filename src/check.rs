@@ -247,7 +247,7 @@ pub fn validators(root: &Path, state: &State) -> Vec<Finding> {
             "caddy not found on PATH",
         )),
         Some(caddy) => {
-            if let Ok((_, v)) = run(Command::new(&caddy).arg("version")) {
+            if let Ok((_, v)) = run(crate::ui::tool(&caddy).arg("version")) {
                 let installed = v
                     .split_whitespace()
                     .next()
@@ -268,7 +268,7 @@ pub fn validators(root: &Path, state: &State) -> Vec<Finding> {
                     format!("cannot read the Caddyfile: {e}"),
                 )),
                 Ok(file) => {
-                    let validate = run(Command::new(&caddy)
+                    let validate = run(crate::ui::tool(&caddy)
                         .args(["validate", "--adapter", "caddyfile", "--config"])
                         .arg(&file)
                         .env("XDG_DATA_HOME", tmp.path())
@@ -290,7 +290,7 @@ pub fn validators(root: &Path, state: &State) -> Vec<Finding> {
                         }
                         Err(e) => finding("caddy validate", Status::Fail, e),
                     });
-                    let formatted = Command::new(&caddy).arg("fmt").arg(&file).output();
+                    let formatted = crate::ui::tool(&caddy).arg("fmt").arg(&file).output();
                     let original = std::fs::read(&file).unwrap_or_default();
                     out.push(match formatted {
                         Ok(f) if f.status.success() && f.stdout == original => {
@@ -317,7 +317,10 @@ pub fn validators(root: &Path, state: &State) -> Vec<Finding> {
             Some(promtool) => {
                 let file = under_root(root, paths::PROMETHEUS_CONFIG);
                 out.push(
-                    match run(Command::new(promtool).args(["check", "config"]).arg(file)) {
+                    match run(crate::ui::tool(promtool)
+                        .args(["check", "config"])
+                        .arg(file))
+                    {
                         Ok((true, _)) => finding("promtool check config", Status::Pass, "valid"),
                         Ok((false, text)) => finding(
                             "promtool check config",
@@ -343,7 +346,7 @@ pub fn validators(root: &Path, state: &State) -> Vec<Finding> {
         )),
         Some(analyze) => {
             for unit in [paths::CELLS_UNIT, paths::RENEW_SERVICE, paths::RENEW_TIMER] {
-                let (ok, text) = run(Command::new(&analyze).arg("verify").arg(unit))
+                let (ok, text) = run(crate::ui::tool(&analyze).arg("verify").arg(unit))
                     .unwrap_or((false, String::new()));
                 let unknown = text.lines().any(|l| l.contains("Unknown"));
                 out.push(match (ok, unknown) {
@@ -373,25 +376,22 @@ pub fn prometheus_targets(root: &Path, a: &Answers) -> Vec<Finding> {
     let file = a.prometheus_targets_file(p);
     let on_disk = under_root(root, file.as_str());
     let mut blocked = Vec::new();
+    let mut missing = Vec::new();
     let mut dir = on_disk.parent();
     while let Some(d) = dir {
-        if let Ok(meta) = std::fs::metadata(d) {
-            if meta.permissions().mode() & 0o001 == 0 {
-                blocked.push(d.display().to_string());
+        match std::fs::metadata(d) {
+            Ok(meta) if meta.permissions().mode() & 0o001 == 0 => {
+                blocked.push(d.display().to_string())
             }
+            Ok(_) => {}
+            Err(_) => missing.push(d.display().to_string()),
         }
         if d == root {
             break;
         }
         dir = d.parent();
     }
-    let mut out = vec![if blocked.is_empty() {
-        finding(
-            "prometheus reach",
-            Status::Pass,
-            "every directory to the targets file is traversable by others",
-        )
-    } else {
+    let mut out = vec![if !blocked.is_empty() {
         finding(
             "prometheus reach",
             Status::Fail,
@@ -399,6 +399,18 @@ pub fn prometheus_targets(root: &Path, a: &Answers) -> Vec<Finding> {
                 "Prometheus (PrivateUsers=true) cannot traverse {}: chmod o+x",
                 blocked.join(", ")
             ),
+        )
+    } else if let Some(first) = missing.last() {
+        finding(
+            "prometheus reach",
+            Status::Warn,
+            format!("{first} not created yet (Cells creates it when it runs); the directories above it are traversable; check again once Cells runs"),
+        )
+    } else {
+        finding(
+            "prometheus reach",
+            Status::Pass,
+            "every directory to the targets file is traversable by others",
         )
     }];
     let cells_ran = under_root(root, a.cells.working_dir.as_str())
@@ -412,20 +424,28 @@ pub fn prometheus_targets(root: &Path, a: &Answers) -> Vec<Finding> {
 
 /// All findings and the exit code: 3 on drift, 1 on any other failure, else 0.
 pub fn run_all(root: &Path, state: &State, now: OffsetDateTime) -> (Vec<Finding>, i32) {
-    let (mut findings, drifted) = drift(root, state);
+    let (mut findings, _) = drift(root, state);
     findings.extend(certificates(root, &state.answers, now));
     findings.extend(permissions(root, state));
     findings.extend(prometheus_targets(root, &state.answers));
     findings.extend(validators(root, state));
-    let failed = findings.iter().any(|f| f.status == Status::Fail);
-    let code = if drifted {
+    let code = exit_code(&findings);
+    (findings, code)
+}
+
+/// 3 when a file drifted, 1 when another check failed, else 0.
+pub fn exit_code(findings: &[Finding]) -> i32 {
+    let failed: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.status == Status::Fail)
+        .collect();
+    if failed.iter().any(|f| f.check.starts_with("drift")) {
         3
-    } else if failed {
+    } else if !failed.is_empty() {
         1
     } else {
         0
-    };
-    (findings, code)
+    }
 }
 
 /// Human-readable findings, one a line.

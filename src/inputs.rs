@@ -13,7 +13,6 @@ use crate::secrets::{bcrypt_hash, SecretRules, SecretSource};
 use crate::state::{BinaryStat, CaddyTarget, SeenCaddy, State};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// Secret values from the environment (never from flags).
 #[derive(Default)]
@@ -366,9 +365,7 @@ fn stat(path: &Path) -> Option<BinaryStat> {
 fn caddy_version_of(binary: &Path) -> Result<CaddyVersion, Error> {
     // A clean environment: the child is whatever `caddy` PATH finds, and
     // must not see CELLSCTL_*_PASSWORD.
-    let out = Command::new(binary)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+    let out = crate::ui::tool(binary)
         .arg("version")
         .output()
         .map_err(|e| Error::runtime(format!("cannot run {} version: {e}", binary.display())))?;

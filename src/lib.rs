@@ -85,15 +85,23 @@ enum Mode {
 }
 
 fn hash_password(args: &HashPasswordArgs) -> Result<(), Error> {
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| Error::runtime(format!("cannot read the password from stdin: {e}")))?;
-    let password = secrets::strip_one_line(&line);
+    // On a terminal: hidden, typed twice. Otherwise one line from stdin.
+    let password = if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+        let mut prompter = wizard::TerminalPrompter::new();
+        prompter.password("Password")?
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| Error::runtime(format!("cannot read the password from stdin: {e}")))?;
+        secrets::strip_one_line(&line)
+    };
     let password = secrets::Secret::for_basic_auth(password)
         .map_err(|why| Error::usage(format!("stdin: the password {why}")))?;
-    let hash = secrets::bcrypt_hash(password.expose(), args.cost)?;
+    let hash = ui::with_spinner(&format!("Hashing (bcrypt cost {})", args.cost), || {
+        secrets::bcrypt_hash(password.expose(), args.cost)
+    })?;
     writeln!(std::io::stdout(), "{hash}")
         .map_err(|e| Error::runtime(format!("cannot write to stdout: {e}")))
 }
@@ -233,7 +241,7 @@ fn check_command(args: &CheckArgs, now: OffsetDateTime) -> Result<(), Error> {
         )));
     };
     let state = State::from_yaml(&text, &state_path.display().to_string())?;
-    let (mut findings, code) = check::run_all(root, &state, now);
+    let (mut findings, mut code) = check::run_all(root, &state, now);
     if code == 3 {
         // Show what cellsctl would write instead, for each drifted file.
         if let Ok(prepared) = prepare(
@@ -250,6 +258,13 @@ fn check_command(args: &CheckArgs, now: OffsetDateTime) -> Result<(), Error> {
                 let path = f.check.trim_start_matches("drift ");
                 if let Some(planned) = prepared.plan.files.iter().find(|p| p.path == path) {
                     let old = std::fs::read(under_root(root, path)).ok();
+                    if old.as_deref() == Some(planned.contents.as_slice()) {
+                        // Only values cellsctl reads back from the file differ
+                        // (install.yml's passwords): regenerate keeps them.
+                        f.status = check::Status::Warn;
+                        f.detail = "secret values were edited by hand; `cellsctl regenerate` keeps them and records the new hash".into();
+                        continue;
+                    }
                     f.detail.push('\n');
                     let diff = apply::diff_text(
                         path,
@@ -262,6 +277,8 @@ fn check_command(args: &CheckArgs, now: OffsetDateTime) -> Result<(), Error> {
             }
         }
     }
+    // Drift that was only in secret values is a warning: recompute.
+    code = check::exit_code(&findings);
     let out = if args.json {
         serde_json::to_string_pretty(&findings)
             .map(|t| t + "\n")
@@ -332,6 +349,9 @@ fn verify_command(args: &VerifyArgs) -> Result<(), Error> {
     };
     let target = verify::Target {
         host: url.host.san_form(),
+        authority: url.host_port(),
+        http_host: url.host.url_form(),
+        plain_http: url.scheme == answers::Scheme::Http,
         port: url.port.unwrap_or(if url.scheme == answers::Scheme::Https {
             443
         } else {

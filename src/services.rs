@@ -4,7 +4,6 @@ use crate::error::Error;
 use crate::plan::Service;
 use serde::Serialize;
 use std::collections::BTreeSet;
-use std::process::Command;
 
 /// One systemctl step and how it went.
 #[derive(Debug, Clone, Serialize)]
@@ -34,7 +33,7 @@ pub fn run(commands: &[(Service, String)]) -> Result<Vec<Step>, (Vec<Step>, Erro
         crate::ui::step(format!("running {command}"));
         let mut words = command.split_whitespace();
         let program = words.next().unwrap_or("systemctl");
-        let result = Command::new(program).args(words).output();
+        let result = crate::ui::tool(program).args(words).output();
         match result {
             Ok(out) if out.status.success() => steps.push(Step {
                 command: command.clone(),

@@ -69,6 +69,15 @@ pub fn colour_diff(diff: &str, colours: bool) -> String {
         .collect()
 }
 
+/// A command for an external tool, with a clean environment (only PATH):
+/// the tools cellsctl runs must never see `CELLSCTL_*_PASSWORD`.
+pub fn tool(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+    let mut cmd = std::process::Command::new(program);
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    cmd
+}
+
 /// Whether stdout takes colours: a terminal, and NO_COLOR/CLICOLOR allow it.
 pub fn stdout_colours() -> bool {
     console::colors_enabled()

@@ -14,9 +14,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Where and how to probe.
 pub struct Target {
-    /// The public URL (from the state, or --url).
+    /// The public host (IPv6 without brackets), for DNS and the TLS name.
     pub host: String,
+    /// `host[:port]` as a client sends it (IPv6 in brackets; no default port).
+    pub authority: String,
+    /// The host as sent to port 80 (IPv6 in brackets).
+    pub http_host: String,
     pub port: u16,
+    /// The site is plain HTTP (`--public-tls off`).
+    pub plain_http: bool,
     /// Dial this instead of resolving the host (--connect).
     pub connect: Option<SocketAddr>,
     /// Where plain HTTP is served (default: the HTTPS address with port 80).
@@ -183,11 +189,7 @@ fn basic(user: &str, password: &str) -> String {
 /// Runs every check; the findings in order.
 pub async fn run(t: &Target) -> Vec<Finding> {
     let mut out = Vec::new();
-    let authority = if t.port == 443 {
-        t.host.clone()
-    } else {
-        format!("{}:{}", t.host, t.port)
-    };
+    let authority = t.authority.clone();
 
     // DNS.
     let addr = match t.connect {
@@ -212,9 +214,15 @@ pub async fn run(t: &Target) -> Vec<Finding> {
         }
     };
 
-    // The public certificate.
+    if t.plain_http {
+        out.extend(run_plain(t, addr).await);
+        out.extend(upstream_certificate(t).await);
+        return out;
+    }
+
+    // The public certificate; the checks through it need it.
     let public_roots = || roots(t.extra_roots.as_deref(), true);
-    match tls_connect(addr, &t.host, public_roots(), b"h2").await {
+    let https_ok = match tls_connect(addr, &t.host, public_roots(), b"h2").await {
         Ok(tls) => {
             let alpn = tls
                 .get_ref()
@@ -230,12 +238,13 @@ pub async fn run(t: &Target) -> Vec<Finding> {
                     "Cells Sync needs HTTP/2 through the proxy",
                 ),
             });
+            true
         }
         Err(e) => {
             out.push(fail("https", e, "is Caddy running, and is the certificate issued? (with Caddy's internal CA pass --ca)"));
-            return out;
+            false
         }
-    }
+    };
 
     // HTTP redirects to HTTPS.
     let http_addr = t
@@ -250,7 +259,7 @@ pub async fn run(t: &Target) -> Vec<Finding> {
             &mut tcp,
             &format!(
                 "GET /verify HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-                t.host
+                t.http_host
             ),
         )
         .await
@@ -271,7 +280,7 @@ pub async fn run(t: &Target) -> Vec<Finding> {
             {
                 pass(
                     "redirect",
-                    format!("http://{} answers {status} to {location}", t.host),
+                    format!("http://{} answers {status} to {location}", t.http_host),
                 )
             } else {
                 fail(
@@ -287,6 +296,31 @@ pub async fn run(t: &Target) -> Vec<Finding> {
             "is port 80 open? ACME needs it too",
         ),
     });
+
+    if https_ok {
+        out.extend(through_https(t, addr).await);
+    } else {
+        let mut dependent = vec!["http2", "upstream", "grpc", "websocket"];
+        if t.prometheus.is_some() {
+            dependent.push("prometheus auth");
+        }
+        for check in dependent {
+            out.push(Finding {
+                check: check.into(),
+                status: Status::Skipped,
+                detail: "needs the HTTPS connection that failed above".into(),
+            });
+        }
+    }
+    out.extend(upstream_certificate(t).await);
+    out
+}
+
+/// The checks that go through the proxy's HTTPS site.
+async fn through_https(t: &Target, addr: SocketAddr) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let authority = t.authority.clone();
+    let public_roots = || roots(t.extra_roots.as_deref(), true);
 
     // Cells through the proxy, over HTTP/2.
     let get = async {
@@ -402,7 +436,12 @@ pub async fn run(t: &Target) -> Vec<Finding> {
         }
     }
 
-    // The upstream certificate chains to the cellsctl CA.
+    out
+}
+
+/// Cells' own certificate chains to the cellsctl CA.
+async fn upstream_certificate(t: &Target) -> Vec<Finding> {
+    let mut out = Vec::new();
     match &t.upstream {
         Some((cells, Some(ca))) => {
             let name = cells.ip().to_string();
@@ -416,6 +455,74 @@ pub async fn run(t: &Target) -> Vec<Finding> {
             "skip-verify mode: Cells' own certificate is not checked",
         )),
         None => {}
+    }
+    out
+}
+
+/// A plain-HTTP site (`--public-tls off`): Cells through the proxy, the
+/// websocket and Prometheus' auth over HTTP/1.1; gRPC needs TLS.
+async fn run_plain(t: &Target, addr: SocketAddr) -> Vec<Finding> {
+    let head = |request: String| async move {
+        let mut tcp = tokio::time::timeout(TIMEOUT, tokio::net::TcpStream::connect(addr))
+            .await
+            .map_err(|_| "timed out".to_string())?
+            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        h1_head(&mut tcp, &request).await
+    };
+    let status = |h: &str| h.split_whitespace().nth(1).unwrap_or("").to_string();
+    let host = &t.authority;
+    let mut out = vec![Finding {
+        check: "https".into(),
+        status: Status::Warn,
+        detail: "plain HTTP site (--public-tls off): passwords cross the network in clear and Cells Sync cannot work".into(),
+    }];
+    out.push(
+        match head(format!(
+            "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        ))
+        .await
+        {
+            Ok(h) if ["502", "503", "504"].contains(&status(&h).as_str()) => fail(
+                "upstream",
+                format!("the proxy answered {}", status(&h)),
+                "Cells is not reachable from Caddy",
+            ),
+            Ok(h) => pass(
+                "upstream",
+                format!("Cells answered {} through the proxy", status(&h)),
+            ),
+            Err(e) => fail("upstream", e, "is Caddy running?"),
+        },
+    );
+    out.push(Finding {
+        check: "grpc".into(),
+        status: Status::Skipped,
+        detail: "gRPC (Cells Sync) needs TLS and HTTP/2 through the proxy".into(),
+    });
+    out.push(match head(format!("GET /ws/event HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")).await {
+        Ok(h) if status(&h) == "101" => pass("websocket", "/ws/ upgrades"),
+        Ok(h) => fail("websocket", format!("answered {}", status(&h)), "websockets under /ws/ must reach Cells"),
+        Err(e) => fail("websocket", e, "websockets under /ws/ must reach Cells"),
+    });
+    if let Some((path, _, _)) = &t.prometheus {
+        out.push(
+            match head(format!(
+                "GET {path}/-/ready HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+            ))
+            .await
+            {
+                Ok(h) if status(&h) == "401" => pass(
+                    "prometheus auth",
+                    format!("{path} answers 401 without credentials"),
+                ),
+                Ok(h) => fail(
+                    "prometheus auth",
+                    format!("{path} answered {} without credentials", status(&h)),
+                    "Prometheus must be behind basic auth",
+                ),
+                Err(e) => fail("prometheus auth", e, "see Caddy's log"),
+            },
+        );
     }
     out
 }

@@ -36,7 +36,7 @@ fn a_fresh_deployment_passes() {
         "ok    caddy validate: valid, no warnings",
         "ok    caddy fmt",
         "ok    promtool check config",
-        "ok    prometheus reach",
+        "WARN  prometheus reach: ",
     ] {
         assert!(out.contains(want), "{want} missing:\n{out}");
     }
@@ -115,4 +115,31 @@ fn a_caddy_upgrade_is_noticed() {
         "{out}"
     );
     assert_eq!(code, Some(1), "2.6.2 rejects the 2.11.7 Caddyfile:\n{out}");
+}
+
+#[test]
+fn a_password_changed_in_install_yml_is_a_warning_like_regenerate_sees_it() {
+    let d = init_tutorial("2.11.7");
+    let path = d.path("/etc/cells/install.yml");
+    let edited = std::fs::read_to_string(&path).expect("read").replace(
+        "dbtcppassword: 'db-S3cret''\"#:'",
+        "dbtcppassword: changed-by-hand",
+    );
+    assert!(edited.contains("changed-by-hand"));
+    std::fs::write(&path, edited).expect("edit");
+    let (code, out) = check(&d, &[], "/nonexistent");
+    assert!(
+        out.contains("WARN  drift /etc/cells/install.yml: secret values were edited by hand"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("changed-by-hand"),
+        "the secret is not shown:\n{out}"
+    );
+    assert_eq!(code, Some(0), "{out}");
+    // regenerate agrees: it keeps the new password, and then check is clean.
+    run_ok(&mut d.cmd("regenerate", &[]));
+    let (code, out) = check(&d, &[], "/nonexistent");
+    assert_eq!(code, Some(0));
+    assert!(out.contains("ok    drift"), "{out}");
 }

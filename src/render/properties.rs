@@ -37,6 +37,46 @@ fn plausible() -> impl Strategy<Value = String> {
     ]
 }
 
+fn label() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop::sample::select(vec!['a', 'b', 'c', 'x', 'z', '0', '7', '-']),
+        1..8,
+    )
+    .prop_map(|c| c.into_iter().collect())
+}
+
+/// `https://label.label[:port]`, sometimes with a hostile character spliced in.
+fn url_like() -> impl Strategy<Value = String> {
+    let hostile = prop::sample::select(vec![
+        "", "", "", "", "{", "}", " ", "\n", "#", "{$X}", "/x", "?q", "@", "\"", "`", "\u{202e}",
+    ]);
+    (
+        prop::collection::vec(label(), 1..4),
+        prop::option::of(1u16..65535),
+        hostile,
+        any::<prop::sample::Index>(),
+    )
+        .prop_map(|(labels, port, bad, at)| {
+            let mut url = format!("https://{}", labels.join("."));
+            if let Some(p) = port {
+                url.push_str(&format!(":{p}"));
+            }
+            let i = at.index(url.len() - 8) + 8;
+            url.insert_str(i, bad);
+            url
+        })
+}
+
+/// Login names, sometimes with a hostile character spliced in.
+fn user_like() -> impl Strategy<Value = String> {
+    let hostile = prop::sample::select(vec!["", "", "", ":", " ", "{", "}", "\n", "$", "#", "é"]);
+    (label(), hostile, any::<prop::sample::Index>()).prop_map(|(mut user, bad, at)| {
+        let i = at.index(user.len() + 1);
+        user.insert_str(i, bad);
+        user
+    })
+}
+
 fn base_answers() -> Answers {
     Answers {
         external_url: default_of("https://cells.example.com"),
@@ -172,15 +212,42 @@ proptest! {
         let base = base_answers();
         let baseline = structure(&render(&base, &secrets()));
         let mut a = base.clone();
-        let mut changed = false;
-        if let Ok(u) = user.parse::<Username>() { a.prometheus.as_mut().expect("on").user = u; changed = true; }
-        if let Ok(p) = path.parse::<UrlPath>() { a.prometheus.as_mut().expect("on").path = p; changed = true; }
-        if let Ok(d) = dir.parse::<AbsPath>() { a.cells.working_dir = d; changed = true; }
+        if let Ok(u) = user.parse::<Username>() { a.prometheus.as_mut().expect("on").user = u; }
+        if let Ok(p) = path.parse::<UrlPath>() { a.prometheus.as_mut().expect("on").path = p; }
+        if let Ok(d) = dir.parse::<AbsPath>() { a.cells.working_dir = d; }
         if let Ok(u) = url.parse::<ExternalUrl>() {
-            if u.scheme == Scheme::Https { a.external_url = u; changed = true; }
+            if u.scheme == Scheme::Https { a.external_url = u; }
         }
-        let _ = changed;
         prop_assert_eq!(structure(&render(&a, &secrets())), baseline);
+    }
+
+    /// URL-shaped strings with a hostile character now and then: the accepted
+    /// ones read back from every file exactly as parsed.
+    #[test]
+    fn accepted_urls_and_users_read_back_from_every_file(url in url_like(), user in user_like()) {
+        let parsed_url = url.parse::<ExternalUrl>();
+        let parsed_user = user.parse::<Username>();
+        prop_assume!(parsed_url.is_ok() || parsed_user.is_ok());
+        let mut a = base_answers();
+        if let Ok(u) = &parsed_url { a.external_url = u.clone(); }
+        if let Ok(u) = &parsed_user { a.prometheus.as_mut().expect("on").user = u.clone(); }
+        let files = render(&a, &secrets());
+        let file = |name: &str| files.iter().find(|(p, _)| p.ends_with(name)).map(|(_, t)| t.clone()).expect("file");
+        let caddyfile = file("Caddyfile");
+        let site = format!("{} {{", a.external_url);
+        prop_assert!(caddyfile.lines().any(|l| l == site), "site address line missing");
+        prop_assert_eq!(caddyfile.lines().filter(|l| l.ends_with(" {") && !l.starts_with('\t')).count(), 1, "exactly one site");
+        let unit = file("cells.service");
+        let env_line = format!("Environment=CELLS_SITE_EXTERNAL={}", a.external_url);
+        prop_assert!(unit.lines().any(|l| l == env_line));
+        let install: crate::render::cells_install::InstallFile = serde_yaml::from_str(&file("install.yml")).expect("parses");
+        let back: Result<ExternalUrl, String> = install.proxyconfig.reverseproxyurl.parse();
+        prop_assert_eq!(back, Ok(a.external_url.clone()));
+        let p = a.prometheus.as_ref().expect("on");
+        let auth = format!("{} {}", p.user, p.password_hash);
+        prop_assert!(caddyfile.lines().any(|l| l.trim() == auth), "basic auth line missing");
+        let user_back: Result<Username, String> = p.user.to_string().parse();
+        prop_assert_eq!(user_back, Ok(p.user.clone()));
     }
 
     #[test]
