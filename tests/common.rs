@@ -325,3 +325,54 @@ pub fn open_up(dir: &Path) {
     std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .expect("chmod 755");
 }
+
+/// Every text file below the root with bcrypt hashes and PEM blocks masked
+/// (salts and ECDSA signatures are random), the state left out (it holds the
+/// hashes of the PEM files): what two renders of the same answers share.
+pub fn masked_files(d: &Deployment) -> Vec<(String, String)> {
+    let mask = |text: &str| {
+        let mut out = String::new();
+        let mut in_pem = false;
+        for line in text.lines() {
+            if line.starts_with("-----BEGIN ") {
+                in_pem = true;
+                out.push_str("[PEM]\n");
+            } else if line.starts_with("-----END ") {
+                in_pem = false;
+            } else if !in_pem {
+                let words: Vec<&str> = line
+                    .split(' ')
+                    .map(|w| {
+                        if w.starts_with("$2") && w.len() == 60 {
+                            "[BCRYPT]"
+                        } else {
+                            w
+                        }
+                    })
+                    .collect();
+                out.push_str(&words.join(" "));
+                out.push('\n');
+            }
+        }
+        out
+    };
+    d.snapshot()
+        .into_iter()
+        .filter(|(p, _)| !p.ends_with("cellsctl.yaml"))
+        .map(|(p, bytes)| {
+            let rel = p
+                .strip_prefix(d.root())
+                .expect("below the root")
+                .display()
+                .to_string();
+            (rel, mask(&String::from_utf8_lossy(&bytes)))
+        })
+        .collect()
+}
+
+/// The three secrets as the environment variables cellsctl reads.
+pub fn with_secrets(cmd: &mut assert_cmd::Command) -> &mut assert_cmd::Command {
+    cmd.env("CELLSCTL_PROMETHEUS_PASSWORD", PROM_PASSWORD)
+        .env("CELLSCTL_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("CELLSCTL_DB_PASSWORD", DB_PASSWORD)
+}

@@ -274,82 +274,29 @@ fn dry_run_into_a_missing_root_creates_nothing() {
     assert!(!missing.exists());
 }
 
-/// Text with bcrypt hashes and PEM blocks masked (salts and ECDSA signatures are random).
-fn masked(text: &str) -> String {
-    let mut out = String::new();
-    let mut in_pem = false;
-    for line in text.lines() {
-        if line.starts_with("-----BEGIN ") {
-            in_pem = true;
-            out.push_str("[PEM]\n");
-        } else if line.starts_with("-----END ") {
-            in_pem = false;
-        } else if !in_pem {
-            let words: Vec<String> = line
-                .split(' ')
-                .map(|w| {
-                    if w.starts_with("$2") && w.len() == 60 {
-                        "[BCRYPT]".to_string()
-                    } else {
-                        w.to_string()
-                    }
-                })
-                .collect();
-            out.push_str(&words.join(" "));
-            out.push('\n');
-        }
-    }
-    out
-}
-
 #[test]
 fn two_fresh_inits_give_the_same_files() {
     let render = || {
         let d = Deployment::new();
-        let out = d
-            .cmd(
-                "init",
-                &[
-                    "--external-url",
-                    "https://cells.example.com",
-                    "--prometheus",
-                    "--prometheus-user",
-                    "ops",
-                    "--bcrypt-cost",
-                    "4",
-                    "--caddy-version",
-                    "2.11.7",
-                ],
-            )
-            .env("CELLSCTL_PROMETHEUS_PASSWORD", PROM_PASSWORD)
-            .env("CELLSCTL_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("CELLSCTL_DB_PASSWORD", DB_PASSWORD)
-            .output()
-            .expect("run");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let mut cmd = d.cmd(
+            "init",
+            &[
+                "--external-url",
+                "https://cells.example.com",
+                "--prometheus",
+                "--prometheus-user",
+                "ops",
+                "--bcrypt-cost",
+                "4",
+                "--caddy-version",
+                "2.11.7",
+            ],
         );
+        run_ok(with_secrets(&mut cmd));
         d
     };
     let (a, b) = (render(), render());
-    let files = |d: &Deployment| -> Vec<(String, String)> {
-        d.snapshot()
-            .into_iter()
-            .filter(|(p, _)| !p.ends_with("cellsctl.yaml")) // holds the hashes of the PEM files
-            .map(|(p, bytes)| {
-                (
-                    p.strip_prefix(d.root())
-                        .expect("below")
-                        .display()
-                        .to_string(),
-                    masked(&String::from_utf8_lossy(&bytes)),
-                )
-            })
-            .collect()
-    };
-    let (fa, fb) = (files(&a), files(&b));
+    let (fa, fb) = (masked_files(&a), masked_files(&b));
     assert_eq!(
         fa.len(),
         11,

@@ -51,48 +51,6 @@ fn exit_code(p: &mut PtySession) -> Option<i32> {
     }
 }
 
-/// Text files with bcrypt hashes and PEM blocks masked, and the state left out
-/// (it holds the hashes of the PEM files).
-fn masked_files(d: &Deployment) -> Vec<(String, String)> {
-    d.snapshot()
-        .into_iter()
-        .filter(|(p, _)| !p.ends_with("cellsctl.yaml"))
-        .map(|(p, bytes)| {
-            let text = String::from_utf8_lossy(&bytes);
-            let mut out = String::new();
-            let mut in_pem = false;
-            for line in text.lines() {
-                if line.starts_with("-----BEGIN ") {
-                    in_pem = true;
-                    out.push_str("[PEM]\n");
-                } else if line.starts_with("-----END ") {
-                    in_pem = false;
-                } else if !in_pem {
-                    let line: Vec<&str> = line
-                        .split(' ')
-                        .map(|w| {
-                            if w.starts_with("$2") && w.len() == 60 {
-                                "[BCRYPT]"
-                            } else {
-                                w
-                            }
-                        })
-                        .collect();
-                    out.push_str(&line.join(" "));
-                    out.push('\n');
-                }
-            }
-            (
-                p.strip_prefix(d.root())
-                    .expect("below")
-                    .display()
-                    .to_string(),
-                out,
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn first_run_gives_the_same_files_as_the_flags() {
     let d = Deployment::new();
