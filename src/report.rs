@@ -47,13 +47,15 @@ pub fn render(report: &Report, ctx: &Context, restarted: &[Step], colours: bool)
         let _ = writeln!(out, "Note: {note}");
     }
     if let Some(pki) = ctx.pki {
+        // A dry run issues in memory only: say what a real run would do.
+        let issued = if ctx.dry_run { "Would issue" } else { "Issued" };
         if pki.ca_issued {
-            let _ = writeln!(out, "Issued a private CA ({}).", paths::CA_CERT);
+            let _ = writeln!(out, "{issued} a private CA ({}).", paths::CA_CERT);
         }
         if let Some(why) = &pki.leaf_issued {
             let _ = writeln!(
                 out,
-                "Issued the Cells certificate ({why}): valid {} days.",
+                "{issued} the Cells certificate ({why}): valid {} days.",
                 ctx.answers.cert_days
             );
         }

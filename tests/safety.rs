@@ -181,6 +181,10 @@ fn dry_run_writes_nothing() {
     assert_eq!(d.snapshot(), before);
     assert_eq!(d.mtimes(), mtimes);
     assert!(
+        stdout.contains("Would issue the Cells certificate (its names changed)"),
+        "{stdout}"
+    );
+    assert!(
         stdout.contains("-https://cells.example.com {\n+https://files.example.org {"),
         "{stdout}"
     );
