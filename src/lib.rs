@@ -36,7 +36,6 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use time::OffsetDateTime;
 
-
 /// Runs one command. `now` is injected so that certificates and backups are reproducible in tests.
 pub fn run(cli: Cli, now: OffsetDateTime) -> Result<(), Error> {
     match cli.command {

@@ -57,29 +57,7 @@ fn key_from_pem(pem: &str) -> rustls::pki_types::PrivateKeyDer<'static> {
 /// Starts the stand-in without TLS, as Cells would run with TLS offloaded
 /// to the proxy (the set-up Pydio warns breaks Cells Sync).
 pub async fn start_plain(addr: SocketAddr) -> StandIn {
-    let listener = TcpListener::bind(addr).await.expect("bind the stand-in");
-    let seen = Arc::new(Seen::default());
-    let seen2 = seen.clone();
-    let task = tokio::spawn(async move {
-        // Connections live in this set: stopping the stand-in drops it, which
-        // ends them too (Caddy keeps upstream connections alive).
-        let mut connections = tokio::task::JoinSet::new();
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                continue;
-            };
-            let seen = seen2.clone();
-            connections.spawn(async move {
-                let io = hyper_util::rt::TokioIo::new(tcp);
-                let service = hyper::service::service_fn(move |req| handle(req, seen.clone()));
-                let builder = hyper_util::server::conn::auto::Builder::new(
-                    hyper_util::rt::TokioExecutor::new(),
-                );
-                let _ = builder.serve_connection_with_upgrades(io, service).await;
-            });
-        }
-    });
-    StandIn { seen, task }
+    serve(addr, None).await
 }
 
 /// Starts the stand-in on `addr` with this certificate and key (PEM).
@@ -91,7 +69,15 @@ pub async fn start(addr: SocketAddr, cert_pem: &str, key_pem: &str) -> StandIn {
         .with_single_cert(certs_from_pem(cert_pem), key_from_pem(key_pem))
         .expect("server certificate");
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    serve(
+        addr,
+        Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
+    )
+    .await
+}
+
+/// Serves HTTP/1.1 and HTTP/2 on `addr`, over TLS when an acceptor is given.
+async fn serve(addr: SocketAddr, tls: Option<tokio_rustls::TlsAcceptor>) -> StandIn {
     let listener = TcpListener::bind(addr).await.expect("bind the stand-in");
     let seen = Arc::new(Seen::default());
     let seen2 = seen.clone();
@@ -103,18 +89,26 @@ pub async fn start(addr: SocketAddr, cert_pem: &str, key_pem: &str) -> StandIn {
             let Ok((tcp, _)) = listener.accept().await else {
                 continue;
             };
-            let acceptor = acceptor.clone();
+            let tls = tls.clone();
             let seen = seen2.clone();
             connections.spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let io = hyper_util::rt::TokioIo::new(tls);
                 let service = hyper::service::service_fn(move |req| handle(req, seen.clone()));
                 let builder = hyper_util::server::conn::auto::Builder::new(
                     hyper_util::rt::TokioExecutor::new(),
                 );
-                let _ = builder.serve_connection_with_upgrades(io, service).await;
+                match tls {
+                    Some(acceptor) => {
+                        let Ok(stream) = acceptor.accept(tcp).await else {
+                            return;
+                        };
+                        let io = hyper_util::rt::TokioIo::new(stream);
+                        let _ = builder.serve_connection_with_upgrades(io, service).await;
+                    }
+                    None => {
+                        let io = hyper_util::rt::TokioIo::new(tcp);
+                        let _ = builder.serve_connection_with_upgrades(io, service).await;
+                    }
+                }
             });
         }
     });
