@@ -252,10 +252,6 @@ impl ListenAddr {
     pub fn port(&self) -> u16 {
         self.0.port()
     }
-
-    pub fn is_loopback(&self) -> bool {
-        self.0.ip().is_loopback()
-    }
 }
 
 impl FromStr for ListenAddr {
@@ -284,6 +280,38 @@ impl fmt::Display for ListenAddr {
     }
 }
 string_newtype_serde!(ListenAddr);
+
+/// A loopback IP:PORT (127.0.0.0/8 or ::1): where Prometheus listens, so
+/// that the only way in is through Caddy's basic auth.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoopbackAddr(ListenAddr);
+
+impl LoopbackAddr {
+    pub fn dial(&self) -> SocketAddr {
+        self.0 .0
+    }
+}
+
+impl FromStr for LoopbackAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let addr: ListenAddr = s.parse()?;
+        if addr.0.ip().is_loopback() {
+            Ok(LoopbackAddr(addr))
+        } else {
+            Err(format!(
+                "{addr} is not a loopback address; expected 127.0.0.1:PORT or [::1]:PORT, so that the only way to Prometheus is through Caddy's basic auth"
+            ))
+        }
+    }
+}
+
+impl fmt::Display for LoopbackAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+string_newtype_serde!(LoopbackAddr);
 
 /// An e-mail address for the ACME account.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -679,7 +707,7 @@ pub enum UpstreamTls {
 /// Prometheus behind the proxy with basic auth.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Prometheus {
-    pub listen: ListenAddr,
+    pub listen: LoopbackAddr,
     pub path: UrlPath,
     pub user: Username,
     pub password_hash: BcryptHash,
@@ -790,6 +818,20 @@ mod tests {
         assert_eq!(a.dial().to_string(), "127.0.0.1:8080");
         let a: ListenAddr = "[::]:8080".parse().unwrap();
         assert_eq!(a.dial().to_string(), "[::1]:8080");
+    }
+
+    #[test]
+    fn prometheus_listens_on_loopback_only() {
+        assert!("127.0.0.1:9090".parse::<LoopbackAddr>().is_ok());
+        assert!("[::1]:9090".parse::<LoopbackAddr>().is_ok());
+        for bad in [
+            "0.0.0.0:9090",
+            "10.0.0.1:9090",
+            "[::]:9090",
+            "localhost:9090",
+        ] {
+            assert!(bad.parse::<LoopbackAddr>().is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

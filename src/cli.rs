@@ -4,7 +4,7 @@
 
 use crate::answers::{
     AbsPath, BcryptCost, BcryptHash, CaddyVersion, CertDays, DbHost, DbIdent, Email, ExternalUrl,
-    ListenAddr, Port, SystemUser, UpstreamTls, UrlPath, Username,
+    ListenAddr, LoopbackAddr, Port, SystemUser, UpstreamTls, UrlPath, Username,
 };
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -271,7 +271,7 @@ pub struct AnswerArgs {
         value_name = "HOST:PORT",
         env = "CELLSCTL_PROMETHEUS_LISTEN"
     )]
-    pub prometheus_listen: Option<ListenAddr>,
+    pub prometheus_listen: Option<LoopbackAddr>,
     /// URL path Caddy serves Prometheus under [default: /prometheus].
     #[arg(
         long,

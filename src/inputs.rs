@@ -181,11 +181,6 @@ pub fn resolve(
             .prometheus_listen
             .or(prev_prom.map(|p| p.listen))
             .unwrap_or_else(|| default_of("127.0.0.1:9090"));
-        if !listen.is_loopback() {
-            return Err(Error::usage(format!(
-                "--prometheus-listen: {listen} is not a loopback address; expected 127.0.0.1:PORT or [::1]:PORT, so that the only way to Prometheus is through Caddy's basic auth"
-            )));
-        }
         match (user, password_hash) {
             (Some(user), Some(password_hash)) => Some(Prometheus {
                 listen,

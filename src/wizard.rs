@@ -7,8 +7,8 @@
 //! flags; an invalid one is explained and asked again.
 
 use crate::answers::{
-    AbsPath, CaddyVersion, DbHost, DbIdent, Email, ExternalUrl, ListenAddr, Port, PublicTls,
-    Scheme, SystemUser, UpstreamTls, UrlPath, Username,
+    AbsPath, CaddyVersion, DbHost, DbIdent, Email, ExternalUrl, ListenAddr, LoopbackAddr, Port,
+    PublicTls, Scheme, SystemUser, UpstreamTls, UrlPath, Username,
 };
 use crate::cli::{AnswerArgs, PublicTlsMode};
 use crate::error::Error;
@@ -60,23 +60,6 @@ fn ask<T: FromStr<Err = String>>(
         let raw = p.input(prompt, default.as_deref())?;
         match raw.trim().parse::<T>() {
             Ok(v) => return Ok(v),
-            Err(why) => p.say(&format!("✗ {why}")),
-        }
-    }
-}
-
-/// Like `ask`, with a further rule checked at the question (not after the last one).
-fn ask_checked<T: FromStr<Err = String>>(
-    p: &mut dyn Prompter,
-    prompt: &str,
-    hint: &str,
-    default: Option<String>,
-    rule: impl Fn(&T) -> Result<(), String>,
-) -> Result<T, Error> {
-    loop {
-        let value: T = ask(p, prompt, hint, default.clone())?;
-        match rule(&value) {
-            Ok(()) => return Ok(value),
             Err(why) => p.say(&format!("✗ {why}")),
         }
     }
@@ -392,20 +375,11 @@ fn ask_prometheus(
         return Ok(());
     }
     if f.prometheus_listen.is_none() {
-        f.prometheus_listen = Some(ask_checked::<ListenAddr>(
+        f.prometheus_listen = Some(ask::<LoopbackAddr>(
             p,
             "Prometheus listen address",
             "A loopback IP:PORT, so the only way in is Caddy's basic auth.",
             saved_or(prev.map(|x| x.listen), "127.0.0.1:9090"),
-            |l| {
-                if l.is_loopback() {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "{l} is not a loopback address; expected 127.0.0.1:PORT or [::1]:PORT"
-                    ))
-                }
-            },
         )?);
     }
     if f.prometheus_path.is_none() {
