@@ -196,13 +196,6 @@ pub fn permissions(root: &Path, state: &State) -> Vec<Finding> {
     out
 }
 
-fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
 fn run(cmd: &mut Command) -> Result<(bool, String), String> {
     let out = cmd.output().map_err(|e| e.to_string())?;
     let text = format!(
@@ -240,7 +233,7 @@ pub fn validators(root: &Path, state: &State) -> Vec<Finding> {
             )]
         }
     };
-    match which("caddy") {
+    match crate::ui::which("caddy") {
         None => out.push(finding(
             "caddy validate",
             Status::Skipped,
@@ -308,7 +301,7 @@ pub fn validators(root: &Path, state: &State) -> Vec<Finding> {
         }
     }
     if state.answers.prometheus.is_some() {
-        match which("promtool") {
+        match crate::ui::which("promtool") {
             None => out.push(finding(
                 "promtool check config",
                 Status::Skipped,
@@ -333,7 +326,7 @@ pub fn validators(root: &Path, state: &State) -> Vec<Finding> {
             }
         }
     }
-    match which("systemd-analyze") {
+    match crate::ui::which("systemd-analyze") {
         None => out.push(finding(
             "systemd-analyze verify",
             Status::Skipped,

@@ -330,22 +330,6 @@ pub fn resolve(
     })
 }
 
-/// Whether a `caddy` is on PATH (the wizard asks for a version otherwise).
-pub fn caddy_on_path_exists() -> bool {
-    find_caddy().is_some()
-}
-
-/// The first `caddy` executable on PATH.
-fn find_caddy() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("caddy"))
-        .find(|p| {
-            p.metadata()
-                .is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0)
-        })
-}
-
 fn stat(path: &Path) -> Option<BinaryStat> {
     let m = path.metadata().ok()?;
     Some(BinaryStat {
@@ -377,7 +361,7 @@ fn caddy_version_of(binary: &Path) -> Result<CaddyVersion, Error> {
 /// The Caddy on PATH: its stat, and its version (re-run only when the stat
 /// differs from what was seen before: a cheap stat, not a process start).
 fn caddy_on_path(seen_before: Option<&SeenCaddy>) -> Result<Option<(PathBuf, SeenCaddy)>, Error> {
-    let Some(path) = find_caddy() else {
+    let Some(path) = crate::ui::which("caddy") else {
         return Ok(None);
     };
     let Some(binary) = stat(&path) else {

@@ -569,7 +569,7 @@ fn generate(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), 
                         && !under_root(root, paths::INSTALL_YML).exists(),
                     caddy_known: args.answers.caddy_version.is_some()
                         || saved.is_some()
-                        || inputs::caddy_on_path_exists(),
+                        || ui::which("caddy").is_some(),
                 },
             )?;
             (filled.flags, filled.secret_env)
