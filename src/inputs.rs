@@ -417,40 +417,28 @@ fn caddy_target(
         return Ok((Some(target), note));
     }
     let before = match saved {
-        Some(CaddyTarget::Detected { version, binary }) => Some(SeenCaddy {
-            binary: binary.clone(),
-            version: *version,
-        }),
+        Some(CaddyTarget::Detected(seen)) => Some(seen),
         _ => None,
     };
-    match (saved, caddy_on_path(before.as_ref())?) {
-        (saved, Some((path, seen))) => {
-            let note = match saved {
-                Some(CaddyTarget::Detected { version: old, .. }) if *old != seen.version => {
-                    Some(format!(
-                        "Caddy changed from {old} to {} ({}): rendering for {}",
-                        seen.version,
-                        path.display(),
-                        seen.version
-                    ))
-                }
+    match (before, caddy_on_path(before)?) {
+        (before, Some((path, seen))) => {
+            let note = match before {
+                Some(old) if old.version != seen.version => Some(format!(
+                    "Caddy changed from {} to {} ({}): rendering for {}",
+                    old.version,
+                    seen.version,
+                    path.display(),
+                    seen.version
+                )),
                 _ => None,
             };
-            Ok((
-                Some(CaddyTarget::Detected {
-                    version: seen.version,
-                    binary: seen.binary,
-                }),
-                note,
-            ))
+            Ok((Some(CaddyTarget::Detected(seen)), note))
         }
-        (Some(CaddyTarget::Detected { version, binary }), None) => Ok((
-            Some(CaddyTarget::Detected {
-                version: *version,
-                binary: binary.clone(),
-            }),
+        (Some(old), None) => Ok((
+            Some(CaddyTarget::Detected(old.clone())),
             Some(format!(
-                "no `caddy` on PATH now; still rendering for Caddy {version} as before"
+                "no `caddy` on PATH now; still rendering for Caddy {} as before",
+                old.version
             )),
         )),
         _ => Ok((None, None)),

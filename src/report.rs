@@ -36,7 +36,7 @@ pub fn render(report: &Report, ctx: &Context, restarted: &[Step], colours: bool)
     let mut out = String::new();
     let caddy_source = match ctx.caddy {
         CaddyTarget::Flag { .. } => "from --caddy-version".to_string(),
-        CaddyTarget::Detected { binary, .. } => format!("detected from {}", binary.path),
+        CaddyTarget::Detected(seen) => format!("detected from {}", seen.binary.path),
     };
     let _ = writeln!(
         out,

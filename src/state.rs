@@ -20,16 +20,14 @@ pub enum CaddyTarget {
         seen: Option<SeenCaddy>,
     },
     /// Read from `caddy version`; re-read when the binary changes.
-    Detected {
-        version: CaddyVersion,
-        binary: BinaryStat,
-    },
+    Detected(SeenCaddy),
 }
 
 impl CaddyTarget {
     pub fn version(&self) -> CaddyVersion {
         match self {
-            CaddyTarget::Flag { version, .. } | CaddyTarget::Detected { version, .. } => *version,
+            CaddyTarget::Flag { version, .. } => *version,
+            CaddyTarget::Detected(seen) => seen.version,
         }
     }
 }
