@@ -40,7 +40,7 @@ fn finding(check: impl Into<String>, status: Status, detail: impl Into<String>) 
 }
 
 /// Every file the state records, against the disk.
-pub fn drift(root: &Path, state: &State) -> (Vec<Finding>, bool) {
+pub fn drift(root: &Path, state: &State) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut drifted = false;
     for (path, rec) in &state.files {
@@ -79,7 +79,7 @@ pub fn drift(root: &Path, state: &State) -> (Vec<Finding>, bool) {
             format!("{} files match the state", state.files.len()),
         ));
     }
-    (out, drifted)
+    out
 }
 
 /// Certificates: parse, chain to the CA, cover the names, expiry.
@@ -415,15 +415,14 @@ pub fn prometheus_targets(root: &Path, a: &Answers) -> Vec<Finding> {
     out
 }
 
-/// All findings and the exit code: 3 on drift, 1 on any other failure, else 0.
-pub fn run_all(root: &Path, state: &State, now: OffsetDateTime) -> (Vec<Finding>, i32) {
-    let (mut findings, _) = drift(root, state);
+/// Every offline finding, drift first.
+pub fn run_all(root: &Path, state: &State, now: OffsetDateTime) -> Vec<Finding> {
+    let mut findings = drift(root, state);
     findings.extend(certificates(root, &state.answers, now));
     findings.extend(permissions(root, state));
     findings.extend(prometheus_targets(root, &state.answers));
     findings.extend(validators(root, state));
-    let code = exit_code(&findings);
-    (findings, code)
+    findings
 }
 
 /// 3 when a file drifted, 1 when another check failed, else 0.

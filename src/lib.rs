@@ -239,8 +239,8 @@ fn check_command(args: &CheckArgs, now: OffsetDateTime) -> Result<(), Error> {
         )));
     };
     let state = State::from_yaml(&text, &state_path.display().to_string())?;
-    let (mut findings, mut code) = check::run_all(root, &state, now);
-    if code == 3 {
+    let mut findings = check::run_all(root, &state, now);
+    if check::exit_code(&findings) == 3 {
         // Show what cellsctl would write instead, for each drifted file.
         if let Ok(prepared) = prepare(
             root,
@@ -275,8 +275,8 @@ fn check_command(args: &CheckArgs, now: OffsetDateTime) -> Result<(), Error> {
             }
         }
     }
-    // Drift that was only in secret values is a warning: recompute.
-    code = check::exit_code(&findings);
+    // Drift only in secret values became a warning above.
+    let code = check::exit_code(&findings);
     let out = if args.json {
         serde_json::to_string_pretty(&findings)
             .map(|t| t + "\n")
