@@ -6,10 +6,7 @@
 //! one code path. Every answer goes through the same newtype parsers as the
 //! flags; an invalid one is explained and asked again.
 
-use crate::answers::{
-    AbsPath, CaddyVersion, DbHost, DbIdent, Email, ExternalUrl, ListenAddr, LoopbackAddr, Port,
-    PublicTls, Scheme, SystemUser, UpstreamTls, UrlPath, Username,
-};
+use crate::answers::{CaddyVersion, Email, PublicTls, Scheme, UpstreamTls};
 use crate::cli::{AnswerArgs, PublicTlsMode};
 use crate::error::Error;
 use crate::inputs::SecretEnv;
@@ -63,6 +60,20 @@ fn ask<T: FromStr<Err = String>>(
             Err(why) => p.say(&format!("✗ {why}")),
         }
     }
+}
+
+/// Asks for `slot` unless a flag, env var or the state already filled it.
+fn fill<T: FromStr<Err = String>>(
+    slot: &mut Option<T>,
+    p: &mut dyn Prompter,
+    prompt: &str,
+    hint: &str,
+    default: Option<String>,
+) -> Result<(), Error> {
+    if slot.is_none() {
+        *slot = Some(ask(p, prompt, hint, default)?);
+    }
+    Ok(())
 }
 
 /// Like `ask`, but an empty answer means "none".
@@ -120,22 +131,20 @@ pub fn run(p: &mut dyn Prompter, known: &Known) -> Result<Filled, Error> {
     };
     let prev = known.saved.map(|s| &s.answers);
 
-    if f.external_url.is_none() {
-        f.external_url = Some(ask::<ExternalUrl>(
-            p,
-            "External URL",
-            "The address people and the Cells Sync client use, e.g. https://cells.example.com (a port is allowed, no path).",
-            prev.map(|a| a.external_url.to_string()),
-        )?);
-    }
-    if f.bind.is_none() {
-        f.bind = Some(ask::<ListenAddr>(
-            p,
-            "Cells bind address",
-            "Where Cells listens, IP:PORT; Caddy proxies to it. 127.0.0.1:8080 keeps it off the network.",
-            saved_or(prev.map(|a| a.bind), "127.0.0.1:8080"),
-        )?);
-    }
+    fill(
+        &mut f.external_url,
+        p,
+        "External URL",
+        "The address people and the Cells Sync client use, e.g. https://cells.example.com (a port is allowed, no path).",
+        prev.map(|a| a.external_url.to_string()),
+    )?;
+    fill(
+        &mut f.bind,
+        p,
+        "Cells bind address",
+        "Where Cells listens, IP:PORT; Caddy proxies to it. 127.0.0.1:8080 keeps it off the network.",
+        saved_or(prev.map(|a| a.bind), "127.0.0.1:8080"),
+    )?;
     // Flags that only make sense with one TLS mode choose it.
     if f.public_tls.is_none() && f.acme_email.is_some() {
         f.public_tls = Some(PublicTlsMode::Acme);
@@ -210,22 +219,20 @@ pub fn run(p: &mut dyn Prompter, known: &Known) -> Result<Filled, Error> {
                 }
                 _ => (None, None),
             };
-            if f.public_cert.is_none() {
-                f.public_cert = Some(ask::<AbsPath>(
-                    p,
-                    "Certificate file",
-                    "Full chain, PEM, readable by the caddy user.",
-                    cert,
-                )?);
-            }
-            if f.public_key.is_none() {
-                f.public_key = Some(ask::<AbsPath>(
-                    p,
-                    "Key file",
-                    "PEM, readable by the caddy user.",
-                    key,
-                )?);
-            }
+            fill(
+                &mut f.public_cert,
+                p,
+                "Certificate file",
+                "Full chain, PEM, readable by the caddy user.",
+                cert,
+            )?;
+            fill(
+                &mut f.public_key,
+                p,
+                "Key file",
+                "PEM, readable by the caddy user.",
+                key,
+            )?;
         }
         _ => {}
     }
@@ -245,14 +252,13 @@ pub fn run(p: &mut dyn Prompter, known: &Known) -> Result<Filled, Error> {
 
     ask_prometheus(p, known, &mut f, &mut secrets)?;
 
-    if f.admin_login.is_none() {
-        f.admin_login = Some(ask::<Username>(
-            p,
-            "Cells admin login",
-            "The first administrator account of Cells.",
-            saved_or(prev.map(|a| a.admin_login.clone()), "admin"),
-        )?);
-    }
+    fill(
+        &mut f.admin_login,
+        p,
+        "Cells admin login",
+        "The first administrator account of Cells.",
+        saved_or(prev.map(|a| a.admin_login.clone()), "admin"),
+    )?;
     let has =
         |file: &Option<std::path::PathBuf>, env: &Option<String>| file.is_some() || env.is_some();
     if known.needs_install_secrets && !has(&f.admin_password_file, &secrets.admin_password) {
@@ -264,38 +270,34 @@ pub fn run(p: &mut dyn Prompter, known: &Known) -> Result<Filled, Error> {
         )?);
     }
     let prev_db = prev.map(|a| &a.database);
-    if f.db_host.is_none() {
-        f.db_host = Some(ask::<DbHost>(
-            p,
-            "Database host",
-            "MariaDB/MySQL server.",
-            saved_or(prev_db.map(|d| d.host.clone()), "127.0.0.1"),
-        )?);
-    }
-    if f.db_port.is_none() {
-        f.db_port = Some(ask::<Port>(
-            p,
-            "Database port",
-            "Usually 3306.",
-            saved_or(prev_db.map(|d| d.port), "3306"),
-        )?);
-    }
-    if f.db_name.is_none() {
-        f.db_name = Some(ask::<DbIdent>(
-            p,
-            "Database name",
-            "Created before `cells configure` (the SQL is printed at the end).",
-            saved_or(prev_db.map(|d| d.name.clone()), "cells"),
-        )?);
-    }
-    if f.db_user.is_none() {
-        f.db_user = Some(ask::<DbIdent>(
-            p,
-            "Database user",
-            "The account Cells connects as.",
-            saved_or(prev_db.map(|d| d.user.clone()), "pydio"),
-        )?);
-    }
+    fill(
+        &mut f.db_host,
+        p,
+        "Database host",
+        "MariaDB/MySQL server.",
+        saved_or(prev_db.map(|d| d.host.clone()), "127.0.0.1"),
+    )?;
+    fill(
+        &mut f.db_port,
+        p,
+        "Database port",
+        "Usually 3306.",
+        saved_or(prev_db.map(|d| d.port), "3306"),
+    )?;
+    fill(
+        &mut f.db_name,
+        p,
+        "Database name",
+        "Created before `cells configure` (the SQL is printed at the end).",
+        saved_or(prev_db.map(|d| d.name.clone()), "cells"),
+    )?;
+    fill(
+        &mut f.db_user,
+        p,
+        "Database user",
+        "The account Cells connects as.",
+        saved_or(prev_db.map(|d| d.user.clone()), "pydio"),
+    )?;
     if known.needs_install_secrets && !has(&f.db_password_file, &secrets.db_password) {
         secrets.db_password = Some(ask_secret(
             p,
@@ -314,30 +316,27 @@ pub fn run(p: &mut dyn Prompter, known: &Known) -> Result<Filled, Error> {
         )?
     {
         let prev_cells = prev.map(|a| &a.cells);
-        if f.cells_binary.is_none() {
-            f.cells_binary = Some(ask::<AbsPath>(
-                p,
-                "Cells binary",
-                "Where the cells executable is installed.",
-                saved_or(prev_cells.map(|c| c.binary.clone()), "/opt/pydio/bin/cells"),
-            )?);
-        }
-        if f.cells_user.is_none() {
-            f.cells_user = Some(ask::<SystemUser>(
-                p,
-                "Cells system user",
-                "Cells runs as this user and group.",
-                saved_or(prev_cells.map(|c| c.user.clone()), "pydio"),
-            )?);
-        }
-        if f.cells_working_dir.is_none() {
-            f.cells_working_dir = Some(ask::<AbsPath>(
-                p,
-                "Cells working dir",
-                "CELLS_WORKING_DIR: data, config and logs.",
-                saved_or(prev_cells.map(|c| c.working_dir.clone()), "/var/cells"),
-            )?);
-        }
+        fill(
+            &mut f.cells_binary,
+            p,
+            "Cells binary",
+            "Where the cells executable is installed.",
+            saved_or(prev_cells.map(|c| c.binary.clone()), "/opt/pydio/bin/cells"),
+        )?;
+        fill(
+            &mut f.cells_user,
+            p,
+            "Cells system user",
+            "Cells runs as this user and group.",
+            saved_or(prev_cells.map(|c| c.user.clone()), "pydio"),
+        )?;
+        fill(
+            &mut f.cells_working_dir,
+            p,
+            "Cells working dir",
+            "CELLS_WORKING_DIR: data, config and logs.",
+            saved_or(prev_cells.map(|c| c.working_dir.clone()), "/var/cells"),
+        )?;
     }
     if f.caddy_version.is_none() && !known.caddy_known {
         f.caddy_version = Some(ask::<CaddyVersion>(
@@ -374,30 +373,27 @@ fn ask_prometheus(
     if !on {
         return Ok(());
     }
-    if f.prometheus_listen.is_none() {
-        f.prometheus_listen = Some(ask::<LoopbackAddr>(
-            p,
-            "Prometheus listen address",
-            "A loopback IP:PORT, so the only way in is Caddy's basic auth.",
-            saved_or(prev.map(|x| x.listen), "127.0.0.1:9090"),
-        )?);
-    }
-    if f.prometheus_path.is_none() {
-        f.prometheus_path = Some(ask::<UrlPath>(
-            p,
-            "Prometheus path",
-            "The URL path Caddy serves it under.",
-            saved_or(prev.map(|x| x.path.clone()), "/prometheus"),
-        )?);
-    }
-    if f.prometheus_user.is_none() {
-        f.prometheus_user = Some(ask::<Username>(
-            p,
-            "Prometheus user",
-            "The basic-auth login.",
-            prev.map(|x| x.user.to_string()),
-        )?);
-    }
+    fill(
+        &mut f.prometheus_listen,
+        p,
+        "Prometheus listen address",
+        "A loopback IP:PORT, so the only way in is Caddy's basic auth.",
+        saved_or(prev.map(|x| x.listen), "127.0.0.1:9090"),
+    )?;
+    fill(
+        &mut f.prometheus_path,
+        p,
+        "Prometheus path",
+        "The URL path Caddy serves it under.",
+        saved_or(prev.map(|x| x.path.clone()), "/prometheus"),
+    )?;
+    fill(
+        &mut f.prometheus_user,
+        p,
+        "Prometheus user",
+        "The basic-auth login.",
+        prev.map(|x| x.user.to_string()),
+    )?;
     let given = f.prometheus_password_file.is_some()
         || f.prometheus_password_hash.is_some()
         || secrets.prometheus_password.is_some();
