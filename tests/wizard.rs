@@ -98,33 +98,23 @@ fn first_run_gives_the_same_files_as_the_flags() {
 
     // The same answers as flags.
     let flags = Deployment::new();
-    let out = flags
-        .cmd(
-            "init",
-            &[
-                "--external-url",
-                "https://cells.example.com",
-                "--bind",
-                "0.0.0.0:8080",
-                "--acme-email",
-                "tls@example.com",
-                "--prometheus",
-                "--prometheus-user",
-                "sysadminUser",
-                "--caddy-version",
-                "2.11.7",
-            ],
-        )
-        .env("CELLSCTL_PROMETHEUS_PASSWORD", PROM_PASSWORD)
-        .env("CELLSCTL_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("CELLSCTL_DB_PASSWORD", DB_PASSWORD)
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let mut cmd = flags.cmd(
+        "init",
+        &[
+            "--external-url",
+            "https://cells.example.com",
+            "--bind",
+            "0.0.0.0:8080",
+            "--acme-email",
+            "tls@example.com",
+            "--prometheus",
+            "--prometheus-user",
+            "sysadminUser",
+            "--caddy-version",
+            "2.11.7",
+        ],
     );
+    run_ok(with_secrets(&mut cmd));
     assert_eq!(masked_files(&d), masked_files(&flags));
     // The password typed in the wizard is the one Caddy will check.
     let caddyfile = d.read("/etc/caddy/Caddyfile");
