@@ -667,6 +667,10 @@ fn generate(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), 
         first_run: saved.is_none(),
         restart_requested: args.common.restart_services,
         cells_ready,
+        cells_user_exists: matches!(
+            nix::unistd::User::from_name(&answers.cells.user.to_string()),
+            Ok(Some(_))
+        ),
     };
     let text = if args.common.json {
         report::json(&report, &context, &restarted)

@@ -26,10 +26,8 @@ pub struct Context<'a> {
     pub restart_requested: bool,
     /// install.yml has been used (or never existed): Cells may be restarted.
     pub cells_ready: bool,
-}
-
-fn user_exists(name: &str) -> bool {
-    matches!(nix::unistd::User::from_name(name), Ok(Some(_)))
+    /// The Cells system user exists on this host (else: how to create it).
+    pub cells_user_exists: bool,
 }
 
 pub fn render(report: &Report, ctx: &Context, restarted: &[Step], colours: bool) -> String {
@@ -129,7 +127,7 @@ pub fn render(report: &Report, ctx: &Context, restarted: &[Step], colours: bool)
     let a = ctx.answers;
     let user = a.cells.user.to_string();
     let wd = a.cells.working_dir.to_string();
-    if !user_exists(&user) {
+    if !ctx.cells_user_exists {
         steps.push(format!(
             "Create the Cells system user and group, and give it its working dir:\n     useradd --system --user-group --home-dir {wd} --shell /usr/sbin/nologin {user}\n     chown {user}:{user} {wd}\n     cellsctl regenerate   # hands install.yml and cells.key to {user}"
         ));
