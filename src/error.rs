@@ -13,6 +13,8 @@ pub enum Error {
     Runtime(String),
     /// The person declined, pressed Ctrl-C or closed the input: exit 1, nothing written.
     Cancelled(String),
+    /// Answers nobody gave, each as the flag (or variable) that gives it: exit 2.
+    Missing(Vec<String>),
 }
 
 impl Error {
@@ -31,7 +33,7 @@ impl Error {
 
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Usage(_) => 2,
+            Error::Usage(_) | Error::Missing(_) => 2,
             Error::Refused(_) => 3,
             Error::Runtime(_) | Error::Cancelled(_) => 1,
         }
@@ -43,6 +45,11 @@ impl fmt::Display for Error {
         match self {
             Error::Usage(m) | Error::Refused(m) | Error::Runtime(m) => f.write_str(m),
             Error::Cancelled(why) => write!(f, "cancelled ({why}); nothing was written"),
+            Error::Missing(flags) => write!(
+                f,
+                "missing answers (no prompting with --non-interactive or without a terminal):\n  {}",
+                flags.join("\n  ")
+            ),
         }
     }
 }

@@ -242,10 +242,7 @@ pub fn resolve(
     }
 
     if !missing.is_empty() {
-        return Err(Error::usage(format!(
-            "missing answers (no prompting with --non-interactive or without a terminal):\n  {}",
-            missing.join("\n  ")
-        )));
+        return Err(Error::Missing(missing));
     }
     let (Some(external_url), Some(caddy)) = (external_url, caddy) else {
         return Err(Error::runtime(

@@ -190,10 +190,7 @@ fn install_plan(
                 if d.is_none() {
                     missing.push(db.how());
                 }
-                Err(Error::usage(format!(
-                    "missing answers (no prompting with --non-interactive or without a terminal):\n  {}",
-                    missing.join("\n  ")
-                )))
+                Err(Error::Missing(missing))
             }
         },
     }
@@ -414,11 +411,9 @@ fn prepare(
     let install = install_plan(root, flags, saved, secret_env);
     let (resolved, install) = match (resolved, install) {
         (Ok(r), Ok(i)) => (r, i),
-        (Err(Error::Usage(a)), Err(Error::Usage(b)))
-            if a.starts_with("missing") && b.starts_with("missing") =>
-        {
-            let extra = b.split_once('\n').map(|(_, rest)| rest).unwrap_or("");
-            return Err(Error::Usage(format!("{a}\n{extra}")));
+        (Err(Error::Missing(mut a)), Err(Error::Missing(b))) => {
+            a.extend(b);
+            return Err(Error::Missing(a));
         }
         (Err(e), _) | (_, Err(e)) => return Err(e),
     };
