@@ -29,6 +29,41 @@ macro_rules! string_newtype_serde {
     };
 }
 
+/// For newtypes around a `String`: `Display` as the string, plus the serde
+/// impls above.
+macro_rules! string_newtype {
+    ($t:ty) => {
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        string_newtype_serde!($t);
+    };
+}
+
+/// For a number within bounds: `FromStr` (the error says what is
+/// accepted), `Display`, and the serde impls above.
+macro_rules! bounded_number {
+    ($t:ident($int:ty), $range:expr, $accepted:expr) => {
+        impl FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s.parse::<$int>() {
+                    Ok(n) if ($range).contains(&n) => Ok($t(n)),
+                    _ => Err($accepted.into()),
+                }
+            }
+        }
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+        string_newtype_serde!($t);
+    };
+}
+
 fn is_printable_ascii_no_space(s: &str) -> bool {
     s.bytes().all(|b| b.is_ascii_graphic())
 }
@@ -340,12 +375,7 @@ impl FromStr for Email {
     }
 }
 
-impl fmt::Display for Email {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-string_newtype_serde!(Email);
+string_newtype!(Email);
 
 /// A login name for basic auth or the Cells admin: `[A-Za-z0-9][A-Za-z0-9._-]{0,63}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -367,12 +397,7 @@ impl FromStr for Username {
     }
 }
 
-impl fmt::Display for Username {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-string_newtype_serde!(Username);
+string_newtype!(Username);
 
 /// A Linux system user or group name (Debian's default NAME_REGEX).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -394,12 +419,7 @@ impl FromStr for SystemUser {
     }
 }
 
-impl fmt::Display for SystemUser {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-string_newtype_serde!(SystemUser);
+string_newtype!(SystemUser);
 
 /// An absolute, normalised path made of safe characters.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -437,12 +457,7 @@ impl FromStr for AbsPath {
     }
 }
 
-impl fmt::Display for AbsPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-string_newtype_serde!(AbsPath);
+string_newtype!(AbsPath);
 
 /// A URL path prefix like `/prometheus`: one or more safe segments.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -477,12 +492,7 @@ impl FromStr for UrlPath {
     }
 }
 
-impl fmt::Display for UrlPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-string_newtype_serde!(UrlPath);
+string_newtype!(UrlPath);
 
 /// A database or database user name for MySQL/MariaDB.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -502,12 +512,7 @@ impl FromStr for DbIdent {
     }
 }
 
-impl fmt::Display for DbIdent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-string_newtype_serde!(DbIdent);
+string_newtype!(DbIdent);
 
 /// A TCP port, 1-65535.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -539,50 +544,17 @@ impl CertDays {
     pub const RENEW_BEFORE_DAYS: u32 = 30;
 }
 
-impl FromStr for CertDays {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.parse::<u32>() {
-            Ok(d) if (31..=3650).contains(&d) => Ok(CertDays(d)),
-            _ => Err("expected a number of days from 31 to 3650 (the CA lives 10 years; renewal starts 30 days before expiry)".into()),
-        }
-    }
-}
-
-impl fmt::Display for CertDays {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-string_newtype_serde!(CertDays);
+bounded_number!(CertDays(u32), 31..=3650, "expected a number of days from 31 to 3650 (the CA lives 10 years; renewal starts 30 days before expiry)");
 
 /// A bcrypt cost factor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BcryptCost(pub u32);
 
-impl Default for BcryptCost {
-    /// Caddy's own default.
-    fn default() -> Self {
-        BcryptCost(14)
-    }
-}
-
-impl FromStr for BcryptCost {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.parse::<u32>() {
-            Ok(c) if (4..=20).contains(&c) => Ok(BcryptCost(c)),
-            _ => Err("expected a bcrypt cost from 4 to 20 (Caddy's default is 14)".into()),
-        }
-    }
-}
-
-impl fmt::Display for BcryptCost {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-string_newtype_serde!(BcryptCost);
+bounded_number!(
+    BcryptCost(u32),
+    4..=20,
+    "expected a bcrypt cost from 4 to 20 (Caddy's default is 14)"
+);
 
 /// A raw bcrypt hash (`$2a$`, `$2b$` or `$2y$`), the form Caddy reads as is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -619,12 +591,7 @@ impl FromStr for BcryptHash {
     }
 }
 
-impl fmt::Display for BcryptHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-string_newtype_serde!(BcryptHash);
+string_newtype!(BcryptHash);
 
 /// The Caddy release a Caddyfile is rendered for (2.6 and newer).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -694,6 +661,79 @@ pub enum PublicTls {
     Off,
 }
 
+/// `FromStr` and `Display` in the words of the flag's values (clap's
+/// `ValueEnum` names), for the defaults table and the wizard.
+macro_rules! value_enum_text {
+    ($t:ty) => {
+        impl FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                <$t as clap::ValueEnum>::from_str(s, false)
+            }
+        }
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match clap::ValueEnum::to_possible_value(self) {
+                    Some(value) => f.write_str(value.get_name()),
+                    None => Ok(()),
+                }
+            }
+        }
+    };
+}
+
+/// `--public-tls`: which of the `PublicTls` modes, without its details.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PublicTlsMode {
+    /// Automatic HTTPS from Let's Encrypt/ZeroSSL.
+    Acme,
+    /// Caddy's own local CA.
+    Internal,
+    /// Your certificate and key files (--public-cert, --public-key).
+    Custom,
+    /// Plain HTTP: the Cells Sync client cannot work.
+    Off,
+}
+value_enum_text!(PublicTlsMode);
+
+impl PublicTls {
+    pub fn mode(&self) -> PublicTlsMode {
+        match self {
+            PublicTls::Acme { .. } => PublicTlsMode::Acme,
+            PublicTls::Internal => PublicTlsMode::Internal,
+            PublicTls::Custom { .. } => PublicTlsMode::Custom,
+            PublicTls::Off => PublicTlsMode::Off,
+        }
+    }
+}
+
+/// A feature switched by a pair of flags (`--prometheus`/`--no-prometheus`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Toggle {
+    On,
+    Off,
+}
+
+impl FromStr for Toggle {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "on" => Ok(Toggle::On),
+            "off" => Ok(Toggle::Off),
+            _ => Err("expected on or off".into()),
+        }
+    }
+}
+
+impl fmt::Display for Toggle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Toggle::On => "on",
+            Toggle::Off => "off",
+        })
+    }
+}
+
 /// How Caddy talks TLS to Cells.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -703,6 +743,7 @@ pub enum UpstreamTls {
     /// Cells makes its own self-signed certificate; Caddy skips verification.
     SkipVerify,
 }
+value_enum_text!(UpstreamTls);
 
 /// Prometheus behind the proxy with basic auth.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -746,37 +787,43 @@ pub struct Answers {
     pub database: Database,
     pub cells: CellsRuntime,
     pub caddy_version: CaddyVersion,
-    /// Where cellsctl is installed, for the renewal timer's unit.
+    /// Where cellsctl is installed, for the renewal timer's unit (absent
+    /// from states written before it was an answer: the default then).
     #[serde(default = "default_cellsctl_binary")]
     pub cellsctl_binary: AbsPath,
 }
 
 fn default_cellsctl_binary() -> AbsPath {
-    default_of("/usr/bin/cellsctl")
+    crate::inputs::Layer::defaults()
+        .cellsctl_binary
+        .clone()
+        .expect("every answer with a default value has it in Layer::defaults (unit-tested)")
 }
 
 impl Answers {
     /// The file Cells writes its metrics targets to.
     pub fn prometheus_targets_file(&self, p: &Prometheus) -> AbsPath {
-        p.targets_file.clone().unwrap_or_else(|| {
-            self.cells
-                .working_dir
-                .join("services/pydio.gateway.metrics/prom_clients.json")
-        })
+        p.targets_file
+            .clone()
+            .unwrap_or_else(|| self.cells.working_dir.join(TARGETS_FILE_IN_WORKING_DIR))
     }
 }
 
-/// Parses a default value known at compile time.
-pub(crate) fn default_of<T: FromStr<Err = String>>(s: &str) -> T {
+/// Where Cells writes its Prometheus targets, below its working dir, unless
+/// `--prometheus-targets-file` says otherwise (Pydio's docs disagree between versions).
+pub const TARGETS_FILE_IN_WORKING_DIR: &str = "services/pydio.gateway.metrics/prom_clients.json";
+
+/// Parses a value a test knows to be valid.
+#[cfg(test)]
+pub(crate) fn parsed<T: FromStr<Err = String>>(s: &str) -> T {
     match s.parse() {
         Ok(v) => v,
-        // A built-in default that does not parse is a bug caught by the tests.
-        Err(e) => panic!("built-in default {s:?} is invalid: {e}"),
+        Err(e) => panic!("{s:?} is invalid: {e}"),
     }
 }
 
 #[cfg(test)]
-mod tests {
+mod newtype_tests {
     use super::*;
 
     #[test]

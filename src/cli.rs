@@ -1,12 +1,14 @@
 //! Command-line definitions (clap derive). Raw values only: answer flags
 //! parse straight into the validated newtypes, and `inputs` layers them
-//! over the saved state and the defaults.
+//! over the saved state and the defaults. No flag here has a default of its
+//! own: `command()` adds each one's `[default: …]` from the answer table.
 
 use crate::answers::{
     AbsPath, BcryptCost, BcryptHash, CaddyVersion, CertDays, DbHost, DbIdent, Email, ExternalUrl,
-    ListenAddr, LoopbackAddr, Port, SystemUser, UpstreamTls, UrlPath, Username,
+    ListenAddr, LoopbackAddr, Port, PublicTlsMode, SystemUser, UpstreamTls, UrlPath, Username,
 };
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use crate::inputs::Field;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -90,8 +92,8 @@ pub enum Command {
 #[derive(Args, Debug)]
 pub struct HashPasswordArgs {
     /// bcrypt cost, 4 to 20.
-    #[arg(long, value_name = "N", default_value = "14")]
-    pub cost: BcryptCost,
+    #[arg(long, value_name = "N")]
+    pub cost: Option<BcryptCost>,
 }
 
 #[derive(Args, Debug)]
@@ -168,18 +170,6 @@ pub struct CommonArgs {
     pub non_interactive: bool,
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PublicTlsMode {
-    /// Automatic HTTPS from Let's Encrypt/ZeroSSL.
-    Acme,
-    /// Caddy's own local CA.
-    Internal,
-    /// Your certificate and key files (--public-cert, --public-key).
-    Custom,
-    /// Plain HTTP: the Cells Sync client cannot work.
-    Off,
-}
-
 /// Every answer. None of them uses a clap default: an absent flag falls
 /// back to the saved state, then to the default named in its help.
 #[derive(Args, Debug, Default, Clone)]
@@ -192,7 +182,7 @@ pub struct AnswerArgs {
         env = "CELLSCTL_EXTERNAL_URL"
     )]
     pub external_url: Option<ExternalUrl>,
-    /// Where Cells listens, IP:PORT [default: 127.0.0.1:8080].
+    /// Where Cells listens, IP:PORT.
     #[arg(
         long,
         help_heading = "Site",
@@ -200,7 +190,7 @@ pub struct AnswerArgs {
         env = "CELLSCTL_BIND"
     )]
     pub bind: Option<ListenAddr>,
-    /// How Caddy gets the public certificate [default: acme].
+    /// How Caddy gets the public certificate.
     #[arg(
         long,
         help_heading = "TLS",
@@ -232,7 +222,7 @@ pub struct AnswerArgs {
         env = "CELLSCTL_PUBLIC_KEY"
     )]
     pub public_key: Option<AbsPath>,
-    /// TLS between Caddy and Cells: ca = cellsctl's private CA, verified; skip-verify = Cells' self-signed cert, unverified [default: ca].
+    /// TLS between Caddy and Cells: ca = cellsctl's private CA, verified; skip-verify = Cells' self-signed cert, unverified.
     #[arg(
         long,
         help_heading = "TLS",
@@ -240,7 +230,7 @@ pub struct AnswerArgs {
         env = "CELLSCTL_UPSTREAM_TLS"
     )]
     pub upstream_tls: Option<UpstreamTls>,
-    /// Lifetime of the Cells certificate in days, 31-3650 [default: 825].
+    /// Lifetime of the Cells certificate in days, 31-3650.
     #[arg(
         long,
         help_heading = "TLS",
@@ -248,7 +238,7 @@ pub struct AnswerArgs {
         env = "CELLSCTL_CERT_DAYS"
     )]
     pub cert_days: Option<CertDays>,
-    /// Serve Prometheus under --prometheus-path behind basic auth [default: off].
+    /// Serve Prometheus under --prometheus-path behind basic auth.
     #[arg(
         long,
         help_heading = "Prometheus",
@@ -264,7 +254,7 @@ pub struct AnswerArgs {
         overrides_with = "prometheus"
     )]
     pub no_prometheus: bool,
-    /// Where Prometheus listens, IP:PORT [default: 127.0.0.1:9090].
+    /// Where Prometheus listens, IP:PORT.
     #[arg(
         long,
         help_heading = "Prometheus",
@@ -272,7 +262,7 @@ pub struct AnswerArgs {
         env = "CELLSCTL_PROMETHEUS_LISTEN"
     )]
     pub prometheus_listen: Option<LoopbackAddr>,
-    /// URL path Caddy serves Prometheus under [default: /prometheus].
+    /// URL path Caddy serves Prometheus under.
     #[arg(
         long,
         help_heading = "Prometheus",
@@ -304,7 +294,7 @@ pub struct AnswerArgs {
         env = "CELLSCTL_PROMETHEUS_PASSWORD_HASH"
     )]
     pub prometheus_password_hash: Option<BcryptHash>,
-    /// bcrypt cost for hashing the Prometheus password, 4-20 [default: 14].
+    /// bcrypt cost for hashing the Prometheus password, 4-20.
     #[arg(
         long,
         help_heading = "Prometheus",
@@ -312,7 +302,7 @@ pub struct AnswerArgs {
         env = "CELLSCTL_BCRYPT_COST"
     )]
     pub bcrypt_cost: Option<BcryptCost>,
-    /// Targets file Cells writes for Prometheus [default: <cells working dir>/services/pydio.gateway.metrics/prom_clients.json].
+    /// Targets file Cells writes for Prometheus.
     #[arg(
         long,
         help_heading = "Prometheus",
@@ -320,7 +310,7 @@ pub struct AnswerArgs {
         env = "CELLSCTL_PROMETHEUS_TARGETS_FILE"
     )]
     pub prometheus_targets_file: Option<AbsPath>,
-    /// Cells admin login [default: admin].
+    /// Cells admin login.
     #[arg(
         long,
         help_heading = "Cells",
@@ -336,7 +326,7 @@ pub struct AnswerArgs {
         env = "CELLSCTL_ADMIN_PASSWORD_FILE"
     )]
     pub admin_password_file: Option<PathBuf>,
-    /// Database host [default: 127.0.0.1].
+    /// Database host.
     #[arg(
         long,
         help_heading = "Database",
@@ -344,7 +334,7 @@ pub struct AnswerArgs {
         env = "CELLSCTL_DB_HOST"
     )]
     pub db_host: Option<DbHost>,
-    /// Database port [default: 3306].
+    /// Database port.
     #[arg(
         long,
         help_heading = "Database",
@@ -352,7 +342,7 @@ pub struct AnswerArgs {
         env = "CELLSCTL_DB_PORT"
     )]
     pub db_port: Option<Port>,
-    /// Database name [default: cells].
+    /// Database name.
     #[arg(
         long,
         help_heading = "Database",
@@ -360,7 +350,7 @@ pub struct AnswerArgs {
         env = "CELLSCTL_DB_NAME"
     )]
     pub db_name: Option<DbIdent>,
-    /// Database user [default: pydio].
+    /// Database user.
     #[arg(
         long,
         help_heading = "Database",
@@ -376,7 +366,7 @@ pub struct AnswerArgs {
         env = "CELLSCTL_DB_PASSWORD_FILE"
     )]
     pub db_password_file: Option<PathBuf>,
-    /// Path of the Cells binary [default: /opt/pydio/bin/cells].
+    /// Path of the Cells binary.
     #[arg(
         long,
         help_heading = "Cells",
@@ -384,7 +374,7 @@ pub struct AnswerArgs {
         env = "CELLSCTL_CELLS_BINARY"
     )]
     pub cells_binary: Option<AbsPath>,
-    /// System user (and group) Cells runs as [default: pydio].
+    /// System user (and group) Cells runs as.
     #[arg(
         long,
         help_heading = "Cells",
@@ -392,7 +382,7 @@ pub struct AnswerArgs {
         env = "CELLSCTL_CELLS_USER"
     )]
     pub cells_user: Option<SystemUser>,
-    /// Cells working directory, CELLS_WORKING_DIR [default: /var/cells].
+    /// Cells working directory, CELLS_WORKING_DIR.
     #[arg(
         long,
         help_heading = "Cells",
@@ -400,7 +390,7 @@ pub struct AnswerArgs {
         env = "CELLSCTL_CELLS_WORKING_DIR"
     )]
     pub cells_working_dir: Option<AbsPath>,
-    /// Where cellsctl itself is installed, for the certificate renewal timer [default: /usr/bin/cellsctl].
+    /// Where cellsctl itself is installed, for the certificate renewal timer.
     #[arg(
         long,
         help_heading = "Cells",
@@ -408,7 +398,7 @@ pub struct AnswerArgs {
         env = "CELLSCTL_CELLSCTL_BINARY"
     )]
     pub cellsctl_binary: Option<AbsPath>,
-    /// Caddy release to render for, X.Y.Z [default: detected from `caddy version` on PATH].
+    /// Caddy release to render for, X.Y.Z.
     #[arg(
         long,
         help_heading = "Site",
@@ -416,4 +406,41 @@ pub struct AnswerArgs {
         env = "CELLSCTL_CADDY_VERSION"
     )]
     pub caddy_version: Option<CaddyVersion>,
+}
+
+/// The command line with every answer's default (and `hash-password`'s
+/// cost, which is the same as `--bcrypt-cost`'s) shown in its help, from the
+/// answer table. `--help`, the man page and the completions all use this.
+pub fn command() -> clap::Command {
+    let with_default = |arg: clap::Arg, field: Field| match field.fallback().help_text() {
+        Some(text) => {
+            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            arg.help(format!("{help} [default: {text}]"))
+        }
+        None => arg,
+    };
+    // In place: `mut_arg` would move each flag to the end of the help.
+    let answers = |sub: clap::Command| {
+        sub.mut_args(
+            |arg| match Field::ALL.iter().find(|f| f.arg_id() == arg.get_id()) {
+                Some(field) => with_default(arg, *field),
+                None => arg,
+            },
+        )
+    };
+    // In place: `mut_subcommand` would move each subcommand to the end.
+    Cli::command().mut_subcommands(|sub| match sub.get_name() {
+        "init" | "regenerate" => answers(sub),
+        "hash-password" => sub.mut_args(|arg| match arg.get_id().as_str() {
+            "cost" => with_default(arg, Field::BcryptCost),
+            _ => arg,
+        }),
+        _ => sub,
+    })
+}
+
+/// Parses the process's arguments (exits with clap's message on an error).
+pub fn parse() -> Cli {
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }

@@ -1,20 +1,49 @@
-//! The one error type; it knows its exit code.
+//! The one error type. Each variant knows its exit code, and its wording is
+//! written once, here.
 
-use std::fmt;
+use crate::apply::Refusal;
+use std::path::PathBuf;
 
 /// What went wrong, and so which exit code the process returns.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Invalid input or usage: exit 2. The message names the flag and what is accepted.
+    #[error("{0}")]
     Usage(String),
-    /// Refused to touch hand-edited or unknown files: exit 3.
-    Refused(String),
-    /// Anything else that failed at run time: exit 1.
-    Runtime(String),
-    /// The person declined, pressed Ctrl-C or closed the input: exit 1, nothing written.
-    Cancelled(String),
     /// Answers nobody gave, each as the flag (or variable) that gives it: exit 2.
+    #[error(
+        "missing answers (no prompting with --non-interactive or without a terminal):\n  {}",
+        .0.join("\n  ")
+    )]
     Missing(Vec<String>),
+    /// Hand-edited, unknown or deleted files stopped the run before any write: exit 3.
+    #[error("{0}")]
+    Refused(Refusal),
+    /// `check`: files differ from what cellsctl wrote: exit 3.
+    #[error("check: files differ from what cellsctl wrote (see above)")]
+    Drifted,
+    /// `check`: a check failed: exit 1.
+    #[error("check: at least one check failed (see above)")]
+    CheckFailed,
+    /// `verify`: these live checks failed: exit 1.
+    #[error("verify: failed: {}", .0.join(", "))]
+    VerifyFailed(Vec<String>),
+    /// A file or directory could not be read, written or inspected: exit 1.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Anything else that failed at run time: exit 1.
+    #[error("{0}")]
+    Runtime(String),
+    /// The person declined or closed the input: exit 1, nothing written.
+    #[error("cancelled ({0}); nothing was written")]
+    Cancelled(String),
+    /// Ctrl-C at a question: exit 130, as for SIGINT, nothing written.
+    #[error("interrupted; nothing was written")]
+    Interrupted,
 }
 
 impl Error {
@@ -27,31 +56,24 @@ impl Error {
     }
 
     /// An I/O failure on `path`.
-    pub fn io(action: &str, path: &std::path::Path, e: std::io::Error) -> Error {
-        Error::Runtime(format!("cannot {action} {}: {e}", path.display()))
+    pub fn io(action: &'static str, path: &std::path::Path, source: std::io::Error) -> Error {
+        Error::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
     }
 
-    pub fn exit_code(&self) -> i32 {
+    pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) | Error::Missing(_) => 2,
-            Error::Refused(_) => 3,
-            Error::Runtime(_) | Error::Cancelled(_) => 1,
+            Error::Refused(_) | Error::Drifted => 3,
+            Error::Interrupted => 130,
+            Error::CheckFailed
+            | Error::VerifyFailed(_)
+            | Error::Io { .. }
+            | Error::Runtime(_)
+            | Error::Cancelled(_) => 1,
         }
     }
 }
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Usage(m) | Error::Refused(m) | Error::Runtime(m) => f.write_str(m),
-            Error::Cancelled(why) => write!(f, "cancelled ({why}); nothing was written"),
-            Error::Missing(flags) => write!(
-                f,
-                "missing answers (no prompting with --non-interactive or without a terminal):\n  {}",
-                flags.join("\n  ")
-            ),
-        }
-    }
-}
-
-impl std::error::Error for Error {}

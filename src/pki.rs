@@ -273,7 +273,7 @@ fn leaf_needs_reissue(
 }
 
 #[cfg(test)]
-mod tests {
+mod issuance_tests {
     use super::*;
 
     fn sans(list: &[&str]) -> BTreeSet<String> {
@@ -286,33 +286,21 @@ mod tests {
         let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
         let want = sans(&["localhost", "127.0.0.1", "::1", "cells.example.com"]);
         let first = ensure(None, None, &host, &want, CertDays(825), now).unwrap();
+        // The first CA kept; this leaf (if any), these names, this moment.
+        let again_with = |leaf: Option<CertAndKey>, sans: &BTreeSet<String>, at| {
+            ensure(Some(first.ca.clone()), leaf, &host, sans, CertDays(825), at).unwrap()
+        };
         assert!(first.ca_issued && first.leaf_issued.is_some());
         let facts = cert_facts(&first.leaf.cert_pem, Some(&first.ca.cert_pem)).unwrap();
         assert_eq!(facts.sans, want);
         assert!(facts.signed_by_ca);
 
-        let again = ensure(
-            Some(first.ca.clone()),
-            Some(first.leaf.clone()),
-            &host,
-            &want,
-            CertDays(825),
-            now,
-        )
-        .unwrap();
+        let again = again_with(Some(first.leaf.clone()), &want, now);
         assert!(!again.ca_issued && again.leaf_issued.is_none());
         assert_eq!(again.leaf, first.leaf);
 
         let other = sans(&["localhost", "127.0.0.1", "::1", "files.example.org"]);
-        let moved = ensure(
-            Some(first.ca.clone()),
-            Some(first.leaf.clone()),
-            &host,
-            &other,
-            CertDays(825),
-            now,
-        )
-        .unwrap();
+        let moved = again_with(Some(first.leaf.clone()), &other, now);
         assert_eq!(moved.ca, first.ca);
         assert_eq!(moved.leaf_issued.as_deref(), Some("its names changed"));
 
@@ -320,15 +308,7 @@ mod tests {
             cert_pem: first.leaf.cert_pem.clone(),
             key_pem: moved.leaf.key_pem.clone(),
         };
-        let fixed = ensure(
-            Some(first.ca.clone()),
-            Some(mismatched),
-            &host,
-            &want,
-            CertDays(825),
-            now,
-        )
-        .unwrap();
+        let fixed = again_with(Some(mismatched), &want, now);
         assert_eq!(
             fixed.leaf_issued.as_deref(),
             Some("the existing key does not match the certificate")
@@ -336,26 +316,10 @@ mod tests {
 
         // A CA near its end is replaced, and the leaf never outlives the CA.
         let ca_end = now + Duration::days(CA_DAYS - 30);
-        let renewed_ca = ensure(
-            Some(first.ca.clone()),
-            Some(first.leaf.clone()),
-            &host,
-            &want,
-            CertDays(825),
-            ca_end,
-        )
-        .unwrap();
+        let renewed_ca = again_with(Some(first.leaf.clone()), &want, ca_end);
         assert!(renewed_ca.ca_issued && renewed_ca.ca != first.ca);
         let near_end = now + Duration::days(CA_DAYS - 100);
-        let capped = ensure(
-            Some(first.ca.clone()),
-            None,
-            &host,
-            &want,
-            CertDays(825),
-            near_end,
-        )
-        .unwrap();
+        let capped = again_with(None, &want, near_end);
         let ca_facts = cert_facts(&first.ca.cert_pem, None).unwrap();
         assert_eq!(
             cert_facts(&capped.leaf.cert_pem, None).unwrap().not_after,
@@ -363,15 +327,7 @@ mod tests {
         );
 
         let late = now + Duration::days(800);
-        let renewed = ensure(
-            Some(first.ca.clone()),
-            Some(first.leaf.clone()),
-            &host,
-            &want,
-            CertDays(825),
-            late,
-        )
-        .unwrap();
+        let renewed = again_with(Some(first.leaf.clone()), &want, late);
         assert!(renewed.leaf_issued.unwrap().starts_with("it expires in"));
     }
 }

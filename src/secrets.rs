@@ -6,7 +6,7 @@
 use crate::answers::{BcryptCost, BcryptHash};
 use crate::error::Error;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A plaintext secret held only in memory.
 #[derive(Clone, PartialEq, Eq)]
@@ -64,55 +64,130 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Which checks a secret must pass.
+/// The three secrets cellsctl takes, each from a file flag or an
+/// environment variable (or typed into the wizard).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SecretRules {
-    /// Written into install.yml: no `{$`, no control characters.
-    Install,
-    /// Only hashed with bcrypt: at most 72 bytes.
-    BasicAuth,
+pub enum SecretKind {
+    /// The Prometheus basic-auth password: only hashed with bcrypt.
+    Prometheus,
+    /// The Cells admin password: written into install.yml.
+    Admin,
+    /// The database password: written into install.yml.
+    Database,
 }
 
-/// Where a secret may come from, named for error messages.
-pub struct SecretSource<'a> {
-    /// The flag naming a file, e.g. `--admin-password-file`.
-    pub file_flag: &'a str,
-    pub file: Option<&'a Path>,
-    /// The environment variable holding the value, e.g. `CELLSCTL_ADMIN_PASSWORD`.
-    pub env_var: &'a str,
-    pub env_value: Option<String>,
-    pub rules: SecretRules,
-}
-
-impl SecretSource<'_> {
-    /// How to supply this secret, for "missing" messages.
-    pub fn how(&self) -> String {
-        format!("{} PATH (or env {})", self.file_flag, self.env_var)
+impl SecretKind {
+    /// The flag naming a file that holds it, e.g. `--admin-password-file`.
+    pub fn file_flag(self) -> &'static str {
+        match self {
+            SecretKind::Prometheus => "--prometheus-password-file",
+            SecretKind::Admin => "--admin-password-file",
+            SecretKind::Database => "--db-password-file",
+        }
     }
 
-    /// Reads the secret: the file wins over the environment. `Ok(None)` when neither is given.
-    pub fn read(&self) -> Result<Option<Secret>, Error> {
-        let (raw, origin) = if let Some(path) = self.file {
+    /// The environment variable holding it, e.g. `CELLSCTL_ADMIN_PASSWORD`.
+    pub fn env_var(self) -> &'static str {
+        match self {
+            SecretKind::Prometheus => "CELLSCTL_PROMETHEUS_PASSWORD",
+            SecretKind::Admin => "CELLSCTL_ADMIN_PASSWORD",
+            SecretKind::Database => "CELLSCTL_DB_PASSWORD",
+        }
+    }
+
+    /// How to supply this secret, for "missing" messages.
+    pub fn how(self) -> String {
+        format!("{} PATH (or env {})", self.file_flag(), self.env_var())
+    }
+
+    /// The rules this secret must pass: install.yml's, or bcrypt's.
+    pub fn check(self, value: String) -> Result<Secret, String> {
+        match self {
+            SecretKind::Prometheus => Secret::for_basic_auth(value),
+            SecretKind::Admin | SecretKind::Database => Secret::new(value),
+        }
+    }
+}
+
+/// One secret as this run was given it. The file wins over the value.
+#[derive(Clone, Debug, Default)]
+pub struct SecretInput {
+    pub file: Option<PathBuf>,
+    /// From the environment variable, or typed into the wizard.
+    pub value: Option<String>,
+}
+
+impl SecretInput {
+    pub fn is_given(&self) -> bool {
+        self.file.is_some() || self.value.is_some()
+    }
+
+    /// Reads and checks the secret; `Ok(None)` when neither file nor value is given.
+    pub fn read(&self, kind: SecretKind) -> Result<Option<Secret>, Error> {
+        let (raw, origin) = if let Some(path) = &self.file {
             let text = read_small(path).map_err(|e| {
                 Error::usage(format!(
                     "{}: cannot read {}: {e}",
-                    self.file_flag,
+                    kind.file_flag(),
                     path.display()
                 ))
             })?;
-            (strip_one_line(&text), self.file_flag.to_string())
-        } else if let Some(v) = &self.env_value {
-            (v.clone(), self.env_var.to_string())
+            (strip_one_line(&text), kind.file_flag())
+        } else if let Some(v) = &self.value {
+            (v.clone(), kind.env_var())
         } else {
             return Ok(None);
         };
-        let checked = match self.rules {
-            SecretRules::Install => Secret::new(raw),
-            SecretRules::BasicAuth => Secret::for_basic_auth(raw),
-        };
-        checked
+        kind.check(raw)
             .map(Some)
             .map_err(|why| Error::usage(format!("{origin}: the password {why}")))
+    }
+}
+
+/// Every secret this run was given.
+#[derive(Clone, Debug, Default)]
+pub struct GivenSecrets {
+    pub prometheus: SecretInput,
+    pub admin: SecretInput,
+    pub database: SecretInput,
+}
+
+impl GivenSecrets {
+    /// The file flags given, and the environment variables set.
+    pub fn new(
+        prometheus_file: Option<&Path>,
+        admin_file: Option<&Path>,
+        database_file: Option<&Path>,
+    ) -> GivenSecrets {
+        let input = |file: Option<&Path>, kind: SecretKind| SecretInput {
+            file: file.map(Path::to_path_buf),
+            value: std::env::var(kind.env_var()).ok(),
+        };
+        GivenSecrets {
+            prometheus: input(prometheus_file, SecretKind::Prometheus),
+            admin: input(admin_file, SecretKind::Admin),
+            database: input(database_file, SecretKind::Database),
+        }
+    }
+
+    pub fn get(&self, kind: SecretKind) -> &SecretInput {
+        match kind {
+            SecretKind::Prometheus => &self.prometheus,
+            SecretKind::Admin => &self.admin,
+            SecretKind::Database => &self.database,
+        }
+    }
+
+    pub fn get_mut(&mut self, kind: SecretKind) -> &mut SecretInput {
+        match kind {
+            SecretKind::Prometheus => &mut self.prometheus,
+            SecretKind::Admin => &mut self.admin,
+            SecretKind::Database => &mut self.database,
+        }
+    }
+
+    pub fn read(&self, kind: SecretKind) -> Result<Option<Secret>, Error> {
+        self.get(kind).read(kind)
     }
 }
 
@@ -154,7 +229,7 @@ pub fn bcrypt_hash(password: &str, cost: BcryptCost) -> Result<BcryptHash, Error
 }
 
 #[cfg(test)]
-mod tests {
+mod secret_tests {
     use super::*;
 
     #[test]

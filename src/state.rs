@@ -3,8 +3,13 @@
 
 use crate::answers::{Answers, CaddyVersion};
 use crate::error::Error;
+use crate::plan::{Owner, Plan, PlannedFile, Visibility};
+use crate::render::paths;
+use crate::root::{read_optional_text, under_root};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use std::path::Path;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -85,5 +90,75 @@ impl State {
             )));
         }
         Ok(state)
+    }
+}
+
+/// sha256 of some bytes, lower-case hex: how the state records a file.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The saved state below `root`, if there is one.
+pub fn load(root: &Path) -> Result<Option<State>, Error> {
+    let path = under_root(root, paths::STATE);
+    crate::ui::step(format!("reading the saved state {}", path.display()));
+    read_optional_text(&path)?
+        .map(|text| State::from_yaml(&text, &path.display().to_string()))
+        .transpose()
+}
+
+/// The saved state, for commands that cannot run without one.
+pub fn require(root: &Path) -> Result<State, Error> {
+    load(root)?.ok_or_else(|| {
+        Error::usage(format!(
+            "no saved state at {}: run `cellsctl init` first",
+            under_root(root, paths::STATE).display()
+        ))
+    })
+}
+
+impl State {
+    /// The record of a run: every answer and the hash of each planned file.
+    /// A consumed install.yml keeps its old record, which is how later runs
+    /// know never to write it again.
+    pub fn record(
+        answers: &Answers,
+        caddy: &CaddyTarget,
+        plan: &Plan,
+        saved: Option<&State>,
+        install_consumed: bool,
+    ) -> State {
+        let mut files: BTreeMap<String, FileRecord> = plan
+            .files
+            .iter()
+            .map(|f| {
+                let sha256 = sha256_hex(&f.contents);
+                (f.path.clone(), FileRecord { sha256 })
+            })
+            .collect();
+        let consumed = saved.and_then(|s| s.files.get(paths::INSTALL_YML));
+        if let (true, Some(rec)) = (install_consumed, consumed) {
+            files.insert(paths::INSTALL_YML.to_string(), rec.clone());
+        }
+        State {
+            schema_version: SCHEMA_VERSION,
+            answers: answers.clone(),
+            caddy: caddy.clone(),
+            files,
+        }
+    }
+
+    /// The state as the last file of the plan: private, written after the others.
+    pub fn planned_file(&self) -> Result<PlannedFile, Error> {
+        Ok(PlannedFile {
+            path: paths::STATE.to_string(),
+            contents: self.to_yaml()?.into_bytes(),
+            mode: 0o600,
+            owner: Owner::root(),
+            mode_without_group: None,
+            visibility: Visibility::Public,
+            affects: vec![],
+            is_state: true,
+        })
     }
 }

@@ -69,18 +69,6 @@ pub fn colour_diff(diff: &str, colours: bool) -> String {
         .collect()
 }
 
-/// The first executable file called `name` on PATH.
-pub fn which(name: &str) -> Option<std::path::PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| {
-            p.metadata()
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-}
-
 /// A command for an external tool, with a clean environment (only PATH):
 /// the tools cellsctl runs must never see `CELLSCTL_*_PASSWORD`.
 pub fn tool(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {

@@ -143,3 +143,59 @@ fn a_password_changed_in_install_yml_is_a_warning_like_regenerate_sees_it() {
     assert_eq!(code, Some(0));
     assert!(out.contains("ok    drift"), "{out}");
 }
+
+/// `--public-tls custom` with certificate files that are not there yet: the
+/// render goes ahead with a warning (no new exit code for scripts), and
+/// `check` fails until a usable pair covering the host is in place.
+#[test]
+fn a_custom_certificate_is_warned_about_then_checked() {
+    let d = Deployment::new();
+    open_up(d.root());
+    let args = [
+        "--external-url",
+        "https://cells.example.com",
+        "--public-tls",
+        "custom",
+        "--public-cert",
+        "/certs/cells.pem",
+        "--public-key",
+        "/certs/cells.key",
+        "--caddy-version",
+        "2.11.7",
+    ];
+    let stdout = run_ok(with_secrets(&mut d.cmd("init", &args)));
+    assert!(
+        stdout.contains("Note: Caddy cannot serve the custom certificate yet")
+            && stdout.contains("cells.pem: No such file"),
+        "{stdout}"
+    );
+    let (code, out) = check(&d, &[], "/nonexistent");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("FAIL  public certificate:"), "{out}");
+
+    // A pair for another host: still a failure, saying which names it has.
+    std::fs::create_dir_all(d.path("/certs")).expect("mkdir");
+    let issue = |host: &str| {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec![host.to_string()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("certificate");
+        std::fs::write(d.path("/certs/cells.pem"), cert.pem()).expect("write");
+        std::fs::write(d.path("/certs/cells.key"), key.serialize_pem()).expect("write");
+    };
+    issue("files.example.org");
+    let (code, out) = check(&d, &[], "/nonexistent");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("does not cover cells.example.com (it names files.example.org)"),
+        "{out}"
+    );
+
+    issue("cells.example.com");
+    let (code, out) = check(&d, &[], "/nonexistent");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("ok    public certificate:"), "{out}");
+    let stdout = run_ok(&mut d.cmd("regenerate", &[]));
+    assert!(!stdout.contains("custom certificate"), "{stdout}");
+}

@@ -1,5 +1,6 @@
 //! The wizard through a real pseudo-terminal: a full first run, a re-run
-//! that changes only the URL, and Ctrl-C half-way.
+//! that changes only the URL, Ctrl-C and end of input half-way, line
+//! editing, the https:// offer and a custom certificate asked again.
 
 use crate::common::*;
 use rexpect::process::WaitStatus;
@@ -7,7 +8,13 @@ use rexpect::session::PtySession;
 
 fn spawn(d: &Deployment, extra: &[&str]) -> PtySession {
     let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("cellsctl"));
-    cmd.arg("init").arg("--root").arg(d.root()).args(extra);
+    cmd.arg("init").arg("--root").arg(d.root());
+    spawn_command(cmd, extra)
+}
+
+/// `cmd` with these arguments in a pty, with a clean environment.
+fn spawn_command(mut cmd: std::process::Command, extra: &[&str]) -> PtySession {
+    cmd.args(extra);
     for (k, _) in std::env::vars() {
         if k.starts_with("CELLSCTL_") {
             cmd.env_remove(k);
@@ -283,5 +290,187 @@ fn ctrl_c_at_a_choice_writes_nothing() {
     p.send_control('c').expect("Ctrl-C");
     let rest = p.exp_eof().expect("the program ends");
     assert!(rest.contains("nothing was written"), "{rest:?}");
+    assert!(d.snapshot().is_empty());
+}
+
+/// The flags that leave only the questions a test is about, and the review.
+fn few_questions(d: &Deployment) -> Vec<String> {
+    [
+        "--no-prometheus",
+        "--upstream-tls",
+        "ca",
+        "--admin-login",
+        "admin",
+        "--db-host",
+        "127.0.0.1",
+        "--db-port",
+        "3306",
+        "--db-name",
+        "cells",
+        "--db-user",
+        "pydio",
+        "--cells-binary",
+        "/opt/pydio/bin/cells",
+        "--cells-user",
+        "pydio",
+        "--cells-working-dir",
+        "/var/cells",
+        "--caddy-version",
+        "2.11.7",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([
+        "--admin-password-file".to_string(),
+        d.secret_file("admin"),
+        "--db-password-file".to_string(),
+        d.secret_file("db"),
+    ])
+    .collect()
+}
+
+fn spawn_with(d: &Deployment, extra: &[&str]) -> PtySession {
+    let mut args = few_questions(d);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    spawn(d, &args)
+}
+
+/// Accepts the review and waits for the end.
+fn write_and_finish(p: &mut PtySession) {
+    answer(p, "Write these files?", "y");
+    p.exp_string("Next steps").expect("written");
+    assert_eq!(exit_code(p), Some(0));
+}
+
+#[test]
+fn arrow_keys_and_history_edit_an_answer() {
+    let d = Deployment::new();
+    let mut p = spawn_with(&d, &["--public-tls", "internal"]);
+    // A typo fixed in place: Left arrow, then the missing letter.
+    p.exp_string("External URL").expect("first question");
+    p.send("https://cells.example.cm").expect("type");
+    p.send("\x1b[D").expect("Left arrow");
+    p.send_line("o").expect("type");
+    p.exp_string("External URL: https://cells.example.com")
+        .expect("the edited answer is accepted and shown");
+    // ↑ brings back the offered answer to edit: 127.0.0.1:8080 -> 127.0.0.1:9000.
+    p.exp_string("Cells bind address").expect("second question");
+    p.send("\x1b[A").expect("Up arrow");
+    p.send("\x7f\x7f\x7f\x7f").expect("four Backspaces");
+    p.send_line("9000").expect("type");
+    p.exp_string("Cells bind address: 127.0.0.1:9000")
+        .expect("the edited default is accepted");
+    write_and_finish(&mut p);
+    let caddyfile = d.read("/etc/caddy/Caddyfile");
+    assert!(
+        caddyfile.contains("https://cells.example.com {"),
+        "{caddyfile}"
+    );
+    assert!(
+        caddyfile.contains("reverse_proxy https://127.0.0.1:9000"),
+        "{caddyfile}"
+    );
+}
+
+#[test]
+fn a_bare_host_is_offered_with_https() {
+    let d = Deployment::new();
+    let mut p = spawn_with(&d, &["--public-tls", "internal"]);
+    answer(&mut p, "External URL", "files.example.org");
+    p.exp_string("has no scheme").expect("the reason");
+    answer(&mut p, "External URL (https://files.example.org)", "");
+    p.exp_string("External URL: https://files.example.org")
+        .expect("the offer is taken with Enter");
+    answer(&mut p, "Cells bind address", "");
+    write_and_finish(&mut p);
+    assert!(d
+        .read("/etc/caddy/Caddyfile")
+        .contains("https://files.example.org {"));
+}
+
+#[test]
+fn a_missing_custom_certificate_is_asked_again() {
+    let d = Deployment::new();
+    // Readable by a `caddy` user where one exists, as on a server.
+    open_up(d.root());
+    std::fs::create_dir_all(d.path("/certs")).expect("mkdir");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["cells.example.com".to_string()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("certificate");
+    std::fs::write(d.path("/certs/cells.pem"), cert.pem()).expect("write");
+    std::fs::write(d.path("/certs/cells.key"), key.serialize_pem()).expect("write");
+    let mut p = spawn_with(
+        &d,
+        &[
+            "--public-tls",
+            "custom",
+            "--external-url",
+            "https://cells.example.com",
+        ],
+    );
+    answer(&mut p, "Cells bind address", "");
+    answer(&mut p, "Certificate file", "/certs/missing.pem");
+    p.exp_string("missing.pem: No such file")
+        .expect("the reason is shown");
+    answer(&mut p, "Certificate file", "/certs/cells.pem");
+    answer(&mut p, "Key file", "/certs/cells.key");
+    write_and_finish(&mut p);
+    assert!(d
+        .read("/etc/caddy/Caddyfile")
+        .contains("tls /certs/cells.pem /certs/cells.key"));
+}
+
+/// Whether the terminal echoes input (read through the pty's master side).
+fn echoes(p: &PtySession) -> bool {
+    let master = p.process().get_file_handle().expect("the pty");
+    let t = nix::sys::termios::tcgetattr(&master).expect("tcgetattr");
+    t.local_flags.contains(nix::sys::termios::LocalFlags::ECHO)
+}
+
+#[test]
+fn ctrl_c_at_a_password_puts_echo_back() {
+    let d = Deployment::new();
+    // rexpect starts the terminal with echo off; a person's terminal echoes.
+    let mut cmd = std::process::Command::new("/bin/sh");
+    cmd.args(["-c", "/bin/stty echo && exec \"$0\" \"$@\""])
+        .arg(assert_cmd::cargo::cargo_bin!("cellsctl"))
+        .arg("init")
+        .arg("--root")
+        .arg(d.root());
+    let mut p = spawn_command(
+        cmd,
+        &[
+            "--external-url",
+            "https://cells.example.com",
+            "--public-tls",
+            "internal",
+            "--upstream-tls",
+            "ca",
+            "--no-prometheus",
+            "--admin-login",
+            "admin",
+            "--bind",
+            "127.0.0.1:8080",
+            "--caddy-version",
+            "2.11.7",
+        ],
+    );
+    p.exp_string("Cells admin password")
+        .expect("the password question");
+    // Give the prompt a moment to turn echo off.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!echoes(&p), "the password is typed without echo");
+    p.send("half a passw").expect("type");
+    p.send_control('c').expect("Ctrl-C");
+    let rest = p.exp_eof().expect("the program ends");
+    assert!(rest.contains("nothing was written"), "{rest:?}");
+    assert!(matches!(
+        p.process().wait().expect("wait"),
+        WaitStatus::Exited(_, 130)
+    ));
+    assert!(echoes(&p), "echo is back on after the interrupt");
     assert!(d.snapshot().is_empty());
 }

@@ -1,14 +1,15 @@
 //! The Caddyfile, rendered for one Caddy version (see the Caddy reference:
 //! directive names, the upstream CA option, the Host header and the idle
-//! body timeout all differ between releases).
+//! body timeout all differ between releases). This module states the facts;
+//! `templates/Caddyfile.j2` spells the directives.
 
-use super::{paths, render_template};
+use super::{paths, render_template, templates};
 use crate::answers::{Answers, CaddyVersion, PublicTls, UpstreamTls};
 use crate::error::Error;
 use serde::Serialize;
 
 /// What the targeted Caddy release needs or accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct CaddyFeatures {
     /// `basic_auth` (2.8+) instead of `basicauth`.
     pub basic_auth_underscore: bool,
@@ -31,6 +32,15 @@ impl CaddyFeatures {
     }
 }
 
+/// How the public certificate is obtained; every key is always present.
+#[derive(Serialize)]
+struct Tls {
+    mode: String,
+    email: Option<String>,
+    cert: Option<String>,
+    key: Option<String>,
+}
+
 #[derive(Serialize)]
 struct PrometheusSite {
     path: String,
@@ -42,52 +52,39 @@ struct PrometheusSite {
 #[derive(Serialize)]
 struct Context {
     caddy_version: String,
-    idle_timeouts_off: bool,
+    caddy: CaddyFeatures,
     site_address: String,
-    tls_line: Option<String>,
+    tls: Tls,
     prometheus: Option<PrometheusSite>,
-    basic_auth: &'static str,
     upstream: String,
-    keep_host: bool,
-    trust_ca: Option<String>,
+    /// The CA Caddy verifies Cells against; none with skip-verify.
+    trusted_ca: Option<&'static str>,
 }
 
 pub fn render(a: &Answers) -> Result<String, Error> {
-    let features = CaddyFeatures::of(a.caddy_version);
-    let tls_line = match &a.public_tls {
-        PublicTls::Acme { email: Some(email) } => Some(format!("tls {email}")),
-        PublicTls::Acme { email: None } | PublicTls::Off => None,
-        PublicTls::Internal => Some("tls internal".to_string()),
-        PublicTls::Custom { cert, key } => Some(format!("tls {cert} {key}")),
-    };
-    let trust_ca = match a.upstream_tls {
-        UpstreamTls::Ca if features.trust_pool => {
-            Some(format!("tls_trust_pool file {}", paths::CA_CERT))
-        }
-        UpstreamTls::Ca => Some(format!("tls_trusted_ca_certs {}", paths::CA_CERT)),
-        UpstreamTls::SkipVerify => None,
+    let (email, cert, key) = match &a.public_tls {
+        PublicTls::Acme { email } => (email.as_ref().map(|e| e.to_string()), None, None),
+        PublicTls::Custom { cert, key } => (None, Some(cert.to_string()), Some(key.to_string())),
+        PublicTls::Internal | PublicTls::Off => (None, None, None),
     };
     let ctx = Context {
         caddy_version: a.caddy_version.to_string(),
-        idle_timeouts_off: features.idle_body_timeout,
+        caddy: CaddyFeatures::of(a.caddy_version),
         site_address: a.external_url.to_string(),
-        tls_line,
+        tls: Tls {
+            mode: a.public_tls.mode().to_string(),
+            email,
+            cert,
+            key,
+        },
         prometheus: a.prometheus.as_ref().map(|p| PrometheusSite {
             path: p.path.to_string(),
             user: p.user.to_string(),
             password_hash: p.password_hash.to_string(),
             dial: p.listen.dial().to_string(),
         }),
-        basic_auth: if features.basic_auth_underscore {
-            "basic_auth"
-        } else {
-            "basicauth"
-        },
         upstream: format!("https://{}", a.bind.dial()),
-        keep_host: features.rewrites_upstream_host,
-        trust_ca,
+        trusted_ca: (a.upstream_tls == UpstreamTls::Ca).then_some(paths::CA_CERT),
     };
-    // Optional lines leave a blank line after an opening brace; caddy fmt
-    // removes those, and its output is the shape we keep.
-    Ok(render_template("Caddyfile.j2", ctx)?.replace("{\n\n", "{\n"))
+    render_template(templates::CADDYFILE, ctx)
 }

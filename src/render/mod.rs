@@ -13,11 +13,12 @@ pub mod systemd;
 #[cfg(test)]
 mod properties;
 
-use crate::answers::{Answers, UpstreamTls};
+use crate::answers::{Answers, Prometheus, UpstreamTls};
 use crate::error::Error;
 use crate::pki::Pki;
 use crate::plan::{AbsentFile, Owner, Plan, PlannedDir, PlannedFile, Service, Visibility};
 use crate::secrets::Secret;
+use std::sync::LazyLock;
 
 /// Deployment paths of everything cellsctl manages.
 pub mod paths {
@@ -54,38 +55,40 @@ pub struct RenderInputs<'a> {
     pub pki: Option<&'a Pki>,
 }
 
-/// The embedded templates, with strict undefined behaviour.
-pub(crate) fn template_env() -> minijinja::Environment<'static> {
-    let mut env = minijinja::Environment::new();
-    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    for (name, source) in [
-        ("Caddyfile.j2", include_str!("../../templates/Caddyfile.j2")),
-        (
-            "cells.service.j2",
-            include_str!("../../templates/cells.service.j2"),
-        ),
-        (
-            "prometheus-dropin.conf.j2",
-            include_str!("../../templates/prometheus-dropin.conf.j2"),
-        ),
-        (
-            "cellsctl-renew.service.j2",
-            include_str!("../../templates/cellsctl-renew.service.j2"),
-        ),
-        (
-            "cellsctl-renew.timer.j2",
-            include_str!("../../templates/cellsctl-renew.timer.j2"),
-        ),
-    ] {
-        // The templates are compiled into the binary; a syntax error is a bug the tests catch.
-        env.add_template(name, source)
-            .unwrap_or_else(|e| panic!("embedded template {name} is invalid: {e}"));
+/// The templates, embedded in the binary, by name.
+pub mod templates {
+    /// A constant per template name, and every (name, source) pair.
+    macro_rules! embedded {
+        ($( $name:ident = $file:literal; )*) => {
+            $( pub const $name: &str = $file; )*
+            pub(super) const ALL: &[(&str, &str)] =
+                &[$( ($file, include_str!(concat!("../../templates/", $file))), )*];
+        };
     }
-    env
+
+    embedded! {
+        CADDYFILE = "Caddyfile.j2";
+        CELLS_UNIT = "cells.service.j2";
+        PROMETHEUS_DROPIN = "prometheus-dropin.conf.j2";
+        RENEW_SERVICE = "cellsctl-renew.service.j2";
+        RENEW_TIMER = "cellsctl-renew.timer.j2";
+    }
 }
 
+/// The template environment, built once: strict about undefined values, so
+/// a missing variable is an error rather than an empty string.
+static TEMPLATES: LazyLock<Result<minijinja::Environment<'static>, String>> = LazyLock::new(|| {
+    let mut env = minijinja::Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    for (name, source) in templates::ALL.iter().copied() {
+        env.add_template(name, source)
+            .map_err(|e| format!("embedded template {name} is invalid: {e}"))?;
+    }
+    Ok(env)
+});
+
 pub(crate) fn render_template(name: &str, ctx: impl serde::Serialize) -> Result<String, Error> {
-    let env = template_env();
+    let env = TEMPLATES.as_ref().map_err(|e| Error::runtime(e.clone()))?;
     let tmpl = env
         .get_template(name)
         .map_err(|e| Error::runtime(format!("template {name}: {e}")))?;
@@ -142,7 +145,6 @@ fn gone(path: &str, affects: Vec<Service>) -> AbsentFile {
 pub fn plan(answers: &Answers, inputs: &RenderInputs) -> Result<Plan, Error> {
     let cells_user = answers.cells.user.to_string();
     let mut plan = Plan::default();
-
     plan.dirs.push(dir("/etc/cellsctl", 0o755));
     plan.dirs.push(dir("/etc/caddy", 0o755));
     plan.dirs.push(dir("/etc/systemd/system", 0o755));
@@ -151,89 +153,119 @@ pub fn plan(answers: &Answers, inputs: &RenderInputs) -> Result<Plan, Error> {
         mode: 0o751,
         owner: Owner {
             user: Some(cells_user.clone()),
-            group: Some(cells_user.clone()),
+            group: Some(cells_user),
         },
     });
-
     plan.files.push(public_file(
         paths::CADDYFILE,
         caddyfile::render(answers)?,
         vec![Service::Caddy],
     ));
-
-    let mut absent = Vec::new();
-    if answers.upstream_tls == UpstreamTls::Ca {
-        let pki = inputs.pki.ok_or_else(|| {
-            Error::runtime("internal: upstream TLS 'ca' needs key material".to_string())
-        })?;
-        plan.dirs.push(dir("/etc/cellsctl/pki", 0o755));
-        plan.dirs.push(dir("/etc/cells", 0o755));
-        plan.dirs.push(dir("/etc/cells/tls", 0o755));
-        plan.files.push(PlannedFile {
-            visibility: Visibility::NotShown("certificate"),
-            ..public_file(
-                paths::CA_CERT,
-                pki.ca.cert_pem.clone(),
-                vec![Service::Caddy],
-            )
-        });
-        plan.files.push(PlannedFile {
-            mode: 0o600,
-            visibility: Visibility::NotShown("private key"),
-            ..public_file(paths::CA_KEY, pki.ca.key_pem.clone(), vec![])
-        });
-        plan.files.push(PlannedFile {
-            visibility: Visibility::NotShown("certificate"),
-            ..public_file(
-                paths::CELLS_CERT,
-                pki.leaf.cert_pem.clone(),
-                vec![Service::Cells],
-            )
-        });
-        plan.files.push(PlannedFile {
-            mode: 0o640,
-            owner: Owner {
-                user: None,
-                group: Some(cells_user.clone()),
-            },
-            mode_without_group: Some(0o600),
-            visibility: Visibility::NotShown("private key"),
-            ..public_file(
-                paths::CELLS_KEY,
-                pki.leaf.key_pem.clone(),
-                vec![Service::Cells],
-            )
-        });
-    } else {
-        absent.push(gone(paths::CA_CERT, vec![Service::Caddy]));
-        absent.push(gone(paths::CA_KEY, vec![]));
-        absent.push(gone(paths::CELLS_CERT, vec![Service::Cells]));
-        absent.push(gone(paths::CELLS_KEY, vec![Service::Cells]));
+    match answers.upstream_tls {
+        UpstreamTls::Ca => add_pki(&mut plan, answers, inputs.pki)?,
+        UpstreamTls::SkipVerify => plan.absent.extend([
+            gone(paths::CA_CERT, vec![Service::Caddy]),
+            gone(paths::CA_KEY, vec![]),
+            gone(paths::CELLS_CERT, vec![Service::Cells]),
+            gone(paths::CELLS_KEY, vec![Service::Cells]),
+        ]),
     }
-
     if let Some(secrets) = inputs.install_secrets {
-        plan.dirs.push(dir("/etc/cells", 0o755));
-        plan.files.push(PlannedFile {
-            mode: 0o600,
-            owner: Owner {
-                user: Some(cells_user.clone()),
-                group: Some(cells_user.clone()),
-            },
-            visibility: Visibility::Redacted(cells_install::SECRET_KEYS.to_vec()),
-            ..public_file(
-                paths::INSTALL_YML,
-                cells_install::render(answers, secrets)?,
-                vec![],
-            )
-        });
+        add_install_file(&mut plan, answers, secrets)?;
     }
+    add_units(&mut plan, answers)?;
+    match &answers.prometheus {
+        Some(prom) => add_prometheus(&mut plan, answers, prom)?,
+        None => plan.absent.extend([
+            gone(paths::PROMETHEUS_CONFIG, vec![Service::Prometheus]),
+            gone(
+                paths::PROMETHEUS_DROPIN,
+                vec![Service::SystemdDaemon, Service::Prometheus],
+            ),
+        ]),
+    }
+    // Parents first, each once.
+    plan.dirs.sort_by(|a, b| a.path.cmp(&b.path));
+    plan.dirs.dedup_by(|a, b| a.path == b.path);
+    Ok(plan)
+}
 
+/// The private CA and the Cells certificate (upstream TLS `ca`).
+fn add_pki(plan: &mut Plan, answers: &Answers, pki: Option<&Pki>) -> Result<(), Error> {
+    let pki = pki.ok_or_else(|| {
+        Error::runtime("internal: upstream TLS 'ca' needs key material".to_string())
+    })?;
+    plan.dirs.push(dir("/etc/cellsctl/pki", 0o755));
+    plan.dirs.push(dir("/etc/cells", 0o755));
+    plan.dirs.push(dir("/etc/cells/tls", 0o755));
+    let certificate = |path: &str, pem: &str, affects: Vec<Service>| PlannedFile {
+        visibility: Visibility::NotShown("certificate"),
+        ..public_file(path, pem.to_string(), affects)
+    };
+    plan.files.push(certificate(
+        paths::CA_CERT,
+        &pki.ca.cert_pem,
+        vec![Service::Caddy],
+    ));
+    plan.files.push(PlannedFile {
+        mode: 0o600,
+        visibility: Visibility::NotShown("private key"),
+        ..public_file(paths::CA_KEY, pki.ca.key_pem.clone(), vec![])
+    });
+    plan.files.push(certificate(
+        paths::CELLS_CERT,
+        &pki.leaf.cert_pem,
+        vec![Service::Cells],
+    ));
+    // Readable by the Cells group only; private to root where that group does not exist.
+    plan.files.push(PlannedFile {
+        mode: 0o640,
+        owner: Owner {
+            user: None,
+            group: Some(answers.cells.user.to_string()),
+        },
+        mode_without_group: Some(0o600),
+        visibility: Visibility::NotShown("private key"),
+        ..public_file(
+            paths::CELLS_KEY,
+            pki.leaf.key_pem.clone(),
+            vec![Service::Cells],
+        )
+    });
+    Ok(())
+}
+
+/// install.yml, private to the Cells user, its passwords masked in diffs.
+fn add_install_file(
+    plan: &mut Plan,
+    answers: &Answers,
+    secrets: &InstallSecrets,
+) -> Result<(), Error> {
+    let cells_user = answers.cells.user.to_string();
+    plan.dirs.push(dir("/etc/cells", 0o755));
+    plan.files.push(PlannedFile {
+        mode: 0o600,
+        owner: Owner {
+            user: Some(cells_user.clone()),
+            group: Some(cells_user),
+        },
+        visibility: Visibility::Redacted(cells_install::SECRET_KEYS.to_vec()),
+        ..public_file(
+            paths::INSTALL_YML,
+            cells_install::render(answers, secrets)?,
+            vec![],
+        )
+    });
+    Ok(())
+}
+
+/// cells.service and the renewal timer with its service.
+fn add_units(plan: &mut Plan, answers: &Answers) -> Result<(), Error> {
     plan.files.push(public_file(
         paths::CELLS_UNIT,
         systemd::render_cells_unit(answers)?,
         vec![Service::SystemdDaemon, Service::Cells],
     ));
-
     plan.files.push(public_file(
         paths::RENEW_SERVICE,
         systemd::render_renew_service(answers)?,
@@ -244,32 +276,23 @@ pub fn plan(answers: &Answers, inputs: &RenderInputs) -> Result<Plan, Error> {
         systemd::render_renew_timer()?,
         vec![Service::SystemdDaemon],
     ));
+    Ok(())
+}
 
-    if let Some(prom) = &answers.prometheus {
-        plan.dirs.push(dir("/etc/prometheus", 0o755));
-        plan.dirs
-            .push(dir("/etc/systemd/system/prometheus.service.d", 0o755));
-        plan.files.push(public_file(
-            paths::PROMETHEUS_CONFIG,
-            prometheus::render_config(answers, prom)?,
-            vec![Service::Prometheus],
-        ));
-        plan.files.push(public_file(
-            paths::PROMETHEUS_DROPIN,
-            prometheus::render_dropin(answers, prom)?,
-            vec![Service::SystemdDaemon, Service::Prometheus],
-        ));
-    } else {
-        absent.push(gone(paths::PROMETHEUS_CONFIG, vec![Service::Prometheus]));
-        absent.push(gone(
-            paths::PROMETHEUS_DROPIN,
-            vec![Service::SystemdDaemon, Service::Prometheus],
-        ));
-    }
-    plan.absent = absent;
-
-    // Parents first, each once.
-    plan.dirs.sort_by(|a, b| a.path.cmp(&b.path));
-    plan.dirs.dedup_by(|a, b| a.path == b.path);
-    Ok(plan)
+/// cellsctl's Prometheus config and the drop-in for Debian's prometheus.service.
+fn add_prometheus(plan: &mut Plan, answers: &Answers, prom: &Prometheus) -> Result<(), Error> {
+    plan.dirs.push(dir("/etc/prometheus", 0o755));
+    plan.dirs
+        .push(dir("/etc/systemd/system/prometheus.service.d", 0o755));
+    plan.files.push(public_file(
+        paths::PROMETHEUS_CONFIG,
+        prometheus::render_config(answers, prom)?,
+        vec![Service::Prometheus],
+    ));
+    plan.files.push(public_file(
+        paths::PROMETHEUS_DROPIN,
+        prometheus::render_dropin(answers, prom)?,
+        vec![Service::SystemdDaemon, Service::Prometheus],
+    ));
+    Ok(())
 }

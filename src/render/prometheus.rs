@@ -1,7 +1,7 @@
 //! cellsctl's own Prometheus config (the distro's prometheus.yml is left
 //! alone) and the drop-in that starts Debian's prometheus.service with it.
 
-use super::{paths, render_template};
+use super::{paths, render_template, templates};
 use crate::answers::{Answers, Prometheus};
 use crate::error::Error;
 use serde::Serialize;
@@ -95,7 +95,7 @@ struct DropinContext {
 
 pub fn render_dropin(a: &Answers, p: &Prometheus) -> Result<String, Error> {
     render_template(
-        "prometheus-dropin.conf.j2",
+        templates::PROMETHEUS_DROPIN,
         DropinContext {
             config_file: paths::PROMETHEUS_CONFIG,
             listen: p.listen.to_string(),
@@ -126,7 +126,7 @@ pub fn conflicting_default_args(defaults_file: &str) -> Vec<&'static str> {
 }
 
 #[cfg(test)]
-mod tests {
+mod debian_defaults_tests {
     use super::*;
 
     #[test]

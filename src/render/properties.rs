@@ -79,37 +79,35 @@ fn user_like() -> impl Strategy<Value = String> {
 
 fn base_answers() -> Answers {
     Answers {
-        external_url: default_of("https://cells.example.com"),
-        bind: default_of("0.0.0.0:8080"),
+        external_url: parsed("https://cells.example.com"),
+        bind: parsed("0.0.0.0:8080"),
         public_tls: PublicTls::Acme {
-            email: Some(default_of("tls@example.com")),
+            email: Some(parsed("tls@example.com")),
         },
         upstream_tls: UpstreamTls::SkipVerify,
-        cert_days: default_of("825"),
+        cert_days: parsed("825"),
         prometheus: Some(Prometheus {
-            listen: default_of("127.0.0.1:9090"),
-            path: default_of("/prometheus"),
-            user: default_of("sysadminUser"),
-            password_hash: default_of(
-                "$2b$04$cbs/Xvhk5eAseo8me.YBX.dDIQV2IMHEcw4ula5VFqKpenH3U5m5m",
-            ),
+            listen: parsed("127.0.0.1:9090"),
+            path: parsed("/prometheus"),
+            user: parsed("sysadminUser"),
+            password_hash: parsed("$2b$04$cbs/Xvhk5eAseo8me.YBX.dDIQV2IMHEcw4ula5VFqKpenH3U5m5m"),
             bcrypt_cost: BcryptCost(4),
             targets_file: None,
         }),
-        admin_login: default_of("admin"),
+        admin_login: parsed("admin"),
         database: Database {
-            host: default_of("127.0.0.1"),
-            port: default_of("3306"),
-            name: default_of("cells"),
-            user: default_of("pydio"),
+            host: parsed("127.0.0.1"),
+            port: parsed("3306"),
+            name: parsed("cells"),
+            user: parsed("pydio"),
         },
         cells: CellsRuntime {
-            binary: default_of("/opt/pydio/bin/cells"),
-            user: default_of("pydio"),
-            working_dir: default_of("/var/cells"),
+            binary: parsed("/opt/pydio/bin/cells"),
+            user: parsed("pydio"),
+            working_dir: parsed("/var/cells"),
         },
         caddy_version: CaddyVersion::new(2, 11, 7),
-        cellsctl_binary: default_of("/usr/bin/cellsctl"),
+        cellsctl_binary: parsed("/usr/bin/cellsctl"),
     }
 }
 
@@ -120,32 +118,30 @@ fn secrets() -> InstallSecrets {
     }
 }
 
-/// Every rendered text file, by path.
-fn render(a: &Answers, s: &InstallSecrets) -> Vec<(String, String)> {
-    let p = plan(
+/// The plan for these answers, with install.yml and without key material.
+fn plan_for(a: &Answers, s: &InstallSecrets) -> crate::plan::Plan {
+    plan(
         a,
         &RenderInputs {
             install_secrets: Some(s),
             pki: None,
         },
     )
-    .expect("renders");
-    p.files
+    .expect("renders")
+}
+
+/// Every rendered text file, by path.
+fn render(a: &Answers, s: &InstallSecrets) -> Vec<(String, String)> {
+    plan_for(a, s)
+        .files
         .into_iter()
         .map(|f| (f.path, String::from_utf8(f.contents).expect("utf-8")))
         .collect()
 }
 
 fn files_visibility(a: &Answers, s: &InstallSecrets) -> crate::plan::Visibility {
-    let p = plan(
-        a,
-        &RenderInputs {
-            install_secrets: Some(s),
-            pki: None,
-        },
-    )
-    .expect("renders");
-    p.files
+    plan_for(a, s)
+        .files
         .into_iter()
         .find(|f| f.path.ends_with("install.yml"))
         .map(|f| f.visibility)
@@ -263,7 +259,7 @@ proptest! {
         prop_assert_eq!(&parsed.dbtcppassword, &raw);
         // And what a diff shows of it hides the secret lines entirely.
         let visibility = files_visibility(&base_answers(), &s);
-        let masked = crate::apply::shown_for_test(text, &visibility);
+        let masked = crate::apply::shown(text, &visibility);
         prop_assert!(masked.lines().any(|l| l == "frontendpassword: <redacted>"));
         prop_assert!(masked.lines().any(|l| l == "dbtcppassword: <redacted>"));
         if raw.len() >= 4 {

@@ -1,6 +1,6 @@
 //! The Cells systemd unit.
 
-use super::{paths, render_template};
+use super::{paths, render_template, templates};
 use crate::answers::{Answers, UpstreamTls};
 use crate::error::Error;
 use serde::Serialize;
@@ -43,7 +43,7 @@ fn environment(a: &Answers) -> Vec<(String, String)> {
 
 pub fn render_cells_unit(a: &Answers) -> Result<String, Error> {
     render_template(
-        "cells.service.j2",
+        templates::CELLS_UNIT,
         Context {
             binary: a.cells.binary.to_string(),
             user: a.cells.user.to_string(),
@@ -62,7 +62,7 @@ struct RenewContext {
 /// The oneshot service the renewal timer starts.
 pub fn render_renew_service(a: &Answers) -> Result<String, Error> {
     render_template(
-        "cellsctl-renew.service.j2",
+        templates::RENEW_SERVICE,
         RenewContext {
             cellsctl: a.cellsctl_binary.to_string(),
         },
@@ -71,5 +71,5 @@ pub fn render_renew_service(a: &Answers) -> Result<String, Error> {
 
 /// Weekly, with a randomized delay so a fleet does not renew at once.
 pub fn render_renew_timer() -> Result<String, Error> {
-    render_template("cellsctl-renew.timer.j2", ())
+    render_template(templates::RENEW_TIMER, ())
 }

@@ -3,15 +3,19 @@
 //! and cover the names, nothing secret is readable by others, and every
 //! validator found on PATH accepts what was written.
 
-use crate::answers::{Answers, UpstreamTls};
-use crate::apply::{sha256_hex, under_root};
+mod validators;
+
+pub use validators::validators;
+
+use crate::answers::{Answers, PublicTls, UpstreamTls};
+use crate::error::Error;
 use crate::pki;
 use crate::render::paths;
-use crate::state::State;
+use crate::root::under_root;
+use crate::state::{sha256_hex, State};
 use serde::Serialize;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use time::OffsetDateTime;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -24,18 +28,81 @@ pub enum Status {
     Skipped,
 }
 
+/// One check's result. `check`, `status` and `detail` are the `--json` schema.
 #[derive(Clone, Debug, Serialize)]
 pub struct Finding {
     pub check: String,
     pub status: Status,
     pub detail: String,
+    /// What the finding is about, for the code that acts on it.
+    #[serde(skip)]
+    pub about: About,
 }
 
-fn finding(check: impl Into<String>, status: Status, detail: impl Into<String>) -> Finding {
+/// What a finding is about, beyond its printed name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum About {
+    /// This managed file differs from what cellsctl wrote (or is gone).
+    Drift { path: String },
+    #[default]
+    Other,
+}
+
+pub(crate) fn finding(
+    check: impl Into<String>,
+    status: Status,
+    detail: impl Into<String>,
+) -> Finding {
     Finding {
         check: check.into(),
         status,
         detail: detail.into(),
+        about: About::Other,
+    }
+}
+
+fn drifted(path: &str, detail: impl Into<String>) -> Finding {
+    Finding {
+        about: About::Drift {
+            path: path.to_string(),
+        },
+        ..finding(format!("drift {path}"), Status::Fail, detail)
+    }
+}
+
+/// How a set of findings ends: the exit status of `check`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing failed (warnings allowed): exit 0.
+    Passed,
+    /// A check failed: exit 1.
+    Failed,
+    /// A managed file drifted: exit 3.
+    Drifted,
+}
+
+impl Outcome {
+    pub fn of(findings: &[Finding]) -> Outcome {
+        let failed = |f: &&Finding| f.status == Status::Fail;
+        if findings
+            .iter()
+            .filter(failed)
+            .any(|f| matches!(f.about, About::Drift { .. }))
+        {
+            Outcome::Drifted
+        } else if findings.iter().any(|f| failed(&f)) {
+            Outcome::Failed
+        } else {
+            Outcome::Passed
+        }
+    }
+
+    pub fn into_result(self) -> Result<(), Error> {
+        match self {
+            Outcome::Passed => Ok(()),
+            Outcome::Failed => Err(Error::CheckFailed),
+            Outcome::Drifted => Err(Error::Drifted),
+        }
     }
 }
 
@@ -49,11 +116,7 @@ pub fn drift(root: &Path, state: &State) -> Vec<Finding> {
             Ok(bytes) if sha256_hex(&bytes) == rec.sha256 => {}
             Ok(_) => {
                 drifted = true;
-                out.push(finding(
-                    format!("drift {path}"),
-                    Status::Fail,
-                    "edited since cellsctl wrote it",
-                ));
+                out.push(self::drifted(path, "edited since cellsctl wrote it"));
             }
             Err(_) if path == paths::INSTALL_YML => {
                 out.push(finding(
@@ -64,9 +127,8 @@ pub fn drift(root: &Path, state: &State) -> Vec<Finding> {
             }
             Err(e) => {
                 drifted = true;
-                out.push(finding(
-                    format!("drift {path}"),
-                    Status::Fail,
+                out.push(self::drifted(
+                    path,
                     format!("missing ({e}); `cellsctl regenerate --restore` re-creates it"),
                 ));
             }
@@ -196,170 +258,6 @@ pub fn permissions(root: &Path, state: &State) -> Vec<Finding> {
     out
 }
 
-fn run(cmd: &mut Command) -> Result<(bool, String), String> {
-    let out = cmd.output().map_err(|e| e.to_string())?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok((out.status.success(), text))
-}
-
-/// The Caddyfile with deployment paths moved below `root`, in a temp dir.
-fn caddyfile_for_validation(root: &Path, dir: &Path) -> std::io::Result<PathBuf> {
-    let text = std::fs::read_to_string(under_root(root, paths::CADDYFILE))?;
-    let text = if root == Path::new("/") {
-        text
-    } else {
-        text.replace(" /etc/", &format!(" {}/etc/", root.display()))
-    };
-    let file = dir.join("Caddyfile");
-    std::fs::write(&file, text)?;
-    Ok(file)
-}
-
-/// Every validator found on PATH: caddy validate and fmt, promtool,
-/// systemd-analyze verify; the ones not found are reported as skipped.
-pub fn validators(root: &Path, state: &State) -> Vec<Finding> {
-    let mut out = Vec::new();
-    let tmp = match tempfile::tempdir() {
-        Ok(t) => t,
-        Err(e) => {
-            return vec![finding(
-                "validators",
-                Status::Fail,
-                format!("no temp dir: {e}"),
-            )]
-        }
-    };
-    match crate::ui::which("caddy") {
-        None => out.push(finding(
-            "caddy validate",
-            Status::Skipped,
-            "caddy not found on PATH",
-        )),
-        Some(caddy) => {
-            if let Ok((_, v)) = run(crate::ui::tool(&caddy).arg("version")) {
-                let installed = v
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or("")
-                    .trim_start_matches('v')
-                    .to_string();
-                let rendered = state.answers.caddy_version.to_string();
-                out.push(if installed == rendered {
-                    finding("caddy version", Status::Pass, format!("Caddy {installed} is what the Caddyfile was rendered for"))
-                } else {
-                    finding("caddy version", Status::Warn, format!("Caddy on PATH is {installed}, the Caddyfile was rendered for {rendered}: run `cellsctl regenerate`"))
-                });
-            }
-            match caddyfile_for_validation(root, tmp.path()) {
-                Err(e) => out.push(finding(
-                    "caddy validate",
-                    Status::Fail,
-                    format!("cannot read the Caddyfile: {e}"),
-                )),
-                Ok(file) => {
-                    let validate = run(crate::ui::tool(&caddy)
-                        .args(["validate", "--adapter", "caddyfile", "--config"])
-                        .arg(&file)
-                        .env("XDG_DATA_HOME", tmp.path())
-                        .env("XDG_CONFIG_HOME", tmp.path()));
-                    out.push(match validate {
-                        Ok((true, text)) => {
-                            let warnings: Vec<&str> = text
-                                .lines()
-                                .filter(|l| l.contains("\"level\":\"warn"))
-                                .collect();
-                            if warnings.is_empty() {
-                                finding("caddy validate", Status::Pass, "valid, no warnings")
-                            } else {
-                                finding("caddy validate", Status::Warn, warnings.join("\n"))
-                            }
-                        }
-                        Ok((false, text)) => {
-                            finding("caddy validate", Status::Fail, text.trim().to_string())
-                        }
-                        Err(e) => finding("caddy validate", Status::Fail, e),
-                    });
-                    let formatted = crate::ui::tool(&caddy).arg("fmt").arg(&file).output();
-                    let original = std::fs::read(&file).unwrap_or_default();
-                    out.push(match formatted {
-                        Ok(f) if f.status.success() && f.stdout == original => {
-                            finding("caddy fmt", Status::Pass, "formatted")
-                        }
-                        Ok(_) => finding(
-                            "caddy fmt",
-                            Status::Warn,
-                            "`caddy fmt` would change the Caddyfile",
-                        ),
-                        Err(e) => finding("caddy fmt", Status::Fail, e.to_string()),
-                    });
-                }
-            }
-        }
-    }
-    if state.answers.prometheus.is_some() {
-        match crate::ui::which("promtool") {
-            None => out.push(finding(
-                "promtool check config",
-                Status::Skipped,
-                "promtool not found on PATH",
-            )),
-            Some(promtool) => {
-                let file = under_root(root, paths::PROMETHEUS_CONFIG);
-                out.push(
-                    match run(crate::ui::tool(promtool)
-                        .args(["check", "config"])
-                        .arg(file))
-                    {
-                        Ok((true, _)) => finding("promtool check config", Status::Pass, "valid"),
-                        Ok((false, text)) => finding(
-                            "promtool check config",
-                            Status::Fail,
-                            text.trim().to_string(),
-                        ),
-                        Err(e) => finding("promtool check config", Status::Fail, e),
-                    },
-                );
-            }
-        }
-    }
-    match crate::ui::which("systemd-analyze") {
-        None => out.push(finding(
-            "systemd-analyze verify",
-            Status::Skipped,
-            "systemd-analyze not found on PATH",
-        )),
-        Some(_) if root != Path::new("/") => out.push(finding(
-            "systemd-analyze verify",
-            Status::Skipped,
-            "the units name the deployment's binaries; run `cellsctl check` on the server (root /)",
-        )),
-        Some(analyze) => {
-            for unit in [paths::CELLS_UNIT, paths::RENEW_SERVICE, paths::RENEW_TIMER] {
-                let (ok, text) = run(crate::ui::tool(&analyze).arg("verify").arg(unit))
-                    .unwrap_or((false, String::new()));
-                let unknown = text.lines().any(|l| l.contains("Unknown"));
-                out.push(match (ok, unknown) {
-                    (true, false) => finding(
-                        format!("systemd-analyze verify {unit}"),
-                        Status::Pass,
-                        "valid",
-                    ),
-                    _ => finding(
-                        format!("systemd-analyze verify {unit}"),
-                        Status::Fail,
-                        text.trim().to_string(),
-                    ),
-                });
-            }
-        }
-    }
-    out
-}
-
 /// Prometheus must reach the targets file Cells writes: with Debian's
 /// `PrivateUsers=true`, only the "other" execute bits of each directory count.
 pub fn prometheus_targets(root: &Path, a: &Answers) -> Vec<Finding> {
@@ -415,29 +313,35 @@ pub fn prometheus_targets(root: &Path, a: &Answers) -> Vec<Finding> {
     out
 }
 
+/// `--public-tls custom`: Caddy can serve the admin's certificate and key.
+pub fn public_certificate(root: &Path, a: &Answers) -> Vec<Finding> {
+    let PublicTls::Custom { cert, key } = &a.public_tls else {
+        return vec![];
+    };
+    let problems = crate::public_cert::problems(root, cert, key, &a.external_url.host);
+    vec![if problems.is_empty() {
+        finding(
+            "public certificate",
+            Status::Pass,
+            format!(
+                "{cert} and {key} belong together, cover {} and can be read by Caddy",
+                a.external_url.host
+            ),
+        )
+    } else {
+        finding("public certificate", Status::Fail, problems.join("; "))
+    }]
+}
+
 /// Every offline finding, drift first.
 pub fn run_all(root: &Path, state: &State, now: OffsetDateTime) -> Vec<Finding> {
     let mut findings = drift(root, state);
     findings.extend(certificates(root, &state.answers, now));
+    findings.extend(public_certificate(root, &state.answers));
     findings.extend(permissions(root, state));
     findings.extend(prometheus_targets(root, &state.answers));
     findings.extend(validators(root, state));
     findings
-}
-
-/// 3 when a file drifted, 1 when another check failed, else 0.
-pub fn exit_code(findings: &[Finding]) -> i32 {
-    let failed: Vec<&Finding> = findings
-        .iter()
-        .filter(|f| f.status == Status::Fail)
-        .collect();
-    if failed.iter().any(|f| f.check.starts_with("drift")) {
-        3
-    } else if !failed.is_empty() {
-        1
-    } else {
-        0
-    }
 }
 
 /// Human-readable findings, one a line.
@@ -457,9 +361,9 @@ pub fn render(findings: &[Finding]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+mod certificate_tests {
     use super::*;
-    use crate::answers::default_of;
+    use crate::answers::parsed;
     use crate::pki::{ensure, wanted_sans};
 
     /// Writes a CA and leaf issued at `issued` below a temp root.
@@ -487,8 +391,8 @@ mod tests {
 
     fn answers() -> Answers {
         let mut a: Answers =
-            serde_yaml::from_str(include_str!("../tests/fixtures/answers.yaml")).unwrap();
-        a.cert_days = default_of("825");
+            serde_yaml::from_str(include_str!("../../tests/fixtures/answers.yaml")).unwrap();
+        a.cert_days = parsed("825");
         a
     }
 
@@ -516,7 +420,7 @@ mod tests {
         let issued = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
         let root = root_with_certs(&a, issued);
         let mut moved = a.clone();
-        moved.external_url = default_of("https://files.example.org");
+        moved.external_url = parsed("https://files.example.org");
         let f = certificates(root.path(), &moved, issued);
         assert!(
             f.iter().any(|f| f.check == "names"

@@ -1,0 +1,292 @@
+//! `cellsctl init` and `cellsctl regenerate`: the pipeline end to end.
+//! Inputs (flags, env, the wizard) -> Answers -> Plan (`prepare`) ->
+//! decide -> review -> execute -> restart -> report.
+
+use crate::apply::{self, ApplyOptions, Decision, Refusal};
+use crate::cli::{CommonArgs, GenerateArgs};
+use crate::error::Error;
+use crate::inputs::install::{self, InstallPlan};
+use crate::inputs::Given;
+use crate::prepare::{prepare, Prepared};
+use crate::render::paths;
+use crate::report::{self, Context, Host, Run, Setup};
+use crate::root::under_root;
+use crate::services::{self, Step};
+use crate::state::{self, State};
+use crate::ui;
+use crate::wizard::{self, Prompter, TerminalPrompter};
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use time::OffsetDateTime;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Init,
+    Regenerate,
+}
+
+pub fn run(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), Error> {
+    let common = &args.common;
+    ui::configure(common.quiet, common.verbose);
+    let root = common.root.as_path();
+    if root.exists() && !root.is_dir() {
+        return Err(Error::usage(format!(
+            "--root: {} is not a directory",
+            root.display()
+        )));
+    }
+    let saved = match mode {
+        Mode::Init => state::load(root)?,
+        Mode::Regenerate => Some(state::require(root)?),
+    };
+    let mut prompter = asks_questions(common, mode).then(TerminalPrompter::new);
+    let given = gather(args, root, saved.as_ref(), prompter.as_mut())?;
+    let prepared = prepare(root, &given, saved.as_ref(), now)?;
+    let timestamp = backup_timestamp(now);
+    let options = ApplyOptions {
+        root,
+        force: common.force,
+        restore: common.restore,
+        timestamp: &timestamp,
+        intent: paths::INTENT,
+        fault: fault_from_env()?,
+    };
+    let previous = saved.as_ref().map(|s| s.files.clone()).unwrap_or_default();
+    if let (Some(p), false) = (prompter.as_mut(), common.dry_run) {
+        review(p, &prepared, &previous, &options)?;
+    }
+    ui::step(if common.dry_run {
+        "comparing with the files on disk (dry run)"
+    } else {
+        "writing the files that changed"
+    });
+    let mut decision = apply::decide(&prepared.plan, &previous, &options)?;
+    let refusal = decision.refusal(root);
+    if refusal.is_none() && !common.dry_run {
+        // A missing root is created only now: a refused, cancelled or dry
+        // run leaves no trace.
+        if !root.exists() {
+            std::fs::create_dir_all(root)
+                .map_err(|e| Error::io("create the --root directory", root, e))?;
+        }
+        WRITING.store(true, Ordering::SeqCst);
+        apply::execute(&prepared.plan, &mut decision, &options)?;
+    }
+    let host = host_facts(root, &prepared);
+    let restarts = restart(common, &decision, refusal.is_some(), host);
+    let outcome = Outcome {
+        prepared: &prepared,
+        decision: &decision,
+        refusal: refusal.as_ref(),
+        restarted: &restarts.0,
+        setup: if saved.is_some() {
+            Setup::Again
+        } else {
+            Setup::First
+        },
+        host,
+    };
+    tell(common, root, &outcome)?;
+    if let Some(refusal) = refusal {
+        return Err(Error::Refused(refusal));
+    }
+    ui::step("done");
+    restarts.1.map_or(Ok(()), Err)
+}
+
+/// `init` on a terminal asks for what flags, env and state left open.
+fn asks_questions(common: &CommonArgs, mode: Mode) -> bool {
+    mode == Mode::Init
+        && !common.non_interactive
+        && std::io::stdin().is_terminal()
+        && std::io::stderr().is_terminal()
+}
+
+/// The flags and secrets given, and with a prompter, what the wizard adds.
+fn gather(
+    args: &GenerateArgs,
+    root: &Path,
+    saved: Option<&State>,
+    prompter: Option<&mut TerminalPrompter>,
+) -> Result<Given, Error> {
+    let given = Given::from_args(&args.answers);
+    let Some(prompter) = prompter else {
+        return Ok(given);
+    };
+    install_interrupt_handler();
+    wizard::run(
+        prompter,
+        given,
+        &wizard::Context {
+            root,
+            saved,
+            needs_install_secrets: install::needs_secrets(root, saved),
+            caddy_known: args.answers.caddy_version.is_some()
+                || saved.is_some()
+                || which::which("caddy").is_ok(),
+        },
+    )
+}
+
+/// The answers and what would happen to each file, then "Write these files?".
+fn review(
+    p: &mut dyn Prompter,
+    prepared: &Prepared,
+    previous: &std::collections::BTreeMap<String, state::FileRecord>,
+    options: &ApplyOptions,
+) -> Result<(), Error> {
+    let preview = apply::decide(&prepared.plan, previous, options)?;
+    if let Some(refusal) = preview.refusal(options.root) {
+        return Err(Error::Refused(refusal));
+    }
+    eprint!(
+        "{}",
+        report::review(
+            &prepared.resolved.answers,
+            &preview,
+            options.root,
+            matches!(prepared.install, InstallPlan::Write(_))
+        )
+    );
+    if p.confirm("Write these files?", true)? {
+        Ok(())
+    } else {
+        Err(Error::Cancelled("declined at the review".into()))
+    }
+}
+
+fn host_facts(root: &Path, prepared: &Prepared) -> Host {
+    let user = prepared.resolved.answers.cells.user.to_string();
+    Host {
+        cells_user_exists: matches!(nix::unistd::User::from_name(&user), Ok(Some(_))),
+        // Cells is restarted only once `cells configure` has used install.yml.
+        cells_configured: !under_root(root, paths::INSTALL_YML).exists(),
+    }
+}
+
+/// With `--restart-services` and nothing refused: the systemctl steps run,
+/// and the error that stopped them.
+fn restart(
+    common: &CommonArgs,
+    decision: &Decision,
+    refused: bool,
+    host: Host,
+) -> (Vec<Step>, Option<Error>) {
+    if !common.restart_services || refused {
+        return (Vec::new(), None);
+    }
+    match services::run(&services::commands(
+        &decision.services(),
+        host.cells_configured,
+    )) {
+        Ok(steps) => (steps, None),
+        Err((steps, e)) => (steps, Some(e)),
+    }
+}
+
+/// What a run did, for the report.
+struct Outcome<'a> {
+    prepared: &'a Prepared,
+    decision: &'a Decision,
+    refusal: Option<&'a Refusal>,
+    restarted: &'a [Step],
+    setup: Setup,
+    host: Host,
+}
+
+/// The report on stdout: JSON, text, or (quiet, or refused) nothing.
+fn tell(common: &CommonArgs, root: &Path, o: &Outcome) -> Result<(), Error> {
+    let resolved = &o.prepared.resolved;
+    let ctx = Context {
+        root,
+        answers: &resolved.answers,
+        caddy: &resolved.caddy,
+        notes: &resolved.notes,
+        pki: o.prepared.pki.as_ref(),
+        install: &o.prepared.install,
+        run: match (common.dry_run, common.restart_services) {
+            (true, _) => Run::DryRun,
+            (false, false) => Run::Write,
+            (false, true) => Run::WriteAndRestart,
+        },
+        setup: o.setup,
+        host: o.host,
+    };
+    let text = if common.json {
+        report::json(o.decision, o.refusal, &ctx, o.restarted)
+    } else if common.quiet || o.refusal.is_some() {
+        String::new()
+    } else {
+        report::render(o.decision, &ctx, o.restarted, ui::stdout_colours())
+    };
+    super::print(&text)
+}
+
+/// For backup names: `20261127T054603Z`.
+fn backup_timestamp(now: OffsetDateTime) -> String {
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    )
+}
+
+/// Set once files are being written, so an interrupt says the right thing.
+static WRITING: AtomicBool = AtomicBool::new(false);
+
+/// Ctrl-C during the questions: put the terminal back as it was (a hidden
+/// password prompt turns echo off), say so in one line, exit 130.
+fn install_interrupt_handler() {
+    let stdin = std::io::stdin();
+    let terminal = nix::sys::termios::tcgetattr(&stdin).ok();
+    let _ = ctrlc::set_handler(move || {
+        if let Some(t) = &terminal {
+            let _ = nix::sys::termios::tcsetattr(
+                std::io::stdin(),
+                nix::sys::termios::SetArg::TCSANOW,
+                t,
+            );
+        }
+        let _ = console::Term::stderr().show_cursor();
+        if WRITING.load(Ordering::SeqCst) {
+            eprintln!("\ncellsctl: interrupted while writing; run `cellsctl regenerate` to finish (each file is whole, old or new)");
+        } else {
+            eprintln!("\ncellsctl: interrupted; nothing was written");
+        }
+        std::process::exit(130);
+    });
+}
+
+/// Testing hook, in debug builds only: `CELLSCTL_TEST_FAULT=fail-after:N`
+/// or `pause-after:N:SECONDS` interrupts the write phase, to prove that an
+/// interrupted run loses nothing. Release builds ignore the variable.
+#[cfg(debug_assertions)]
+fn fault_from_env() -> Result<Option<apply::Fault>, Error> {
+    let Ok(spec) = std::env::var("CELLSCTL_TEST_FAULT") else {
+        return Ok(None);
+    };
+    let bad = || {
+        Error::usage(format!(
+            "CELLSCTL_TEST_FAULT: expected fail-after:N or pause-after:N:SECONDS, got {spec:?}"
+        ))
+    };
+    let num = |s: &str| s.parse::<u64>().map_err(|_| bad());
+    match spec.split(':').collect::<Vec<_>>()[..] {
+        ["fail-after", n] => Ok(Some(apply::Fault::FailAfter(num(n)? as usize))),
+        ["pause-after", n, secs] => Ok(Some(apply::Fault::PauseAfter(
+            num(n)? as usize,
+            std::time::Duration::from_secs(num(secs)?),
+        ))),
+        _ => Err(bad()),
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn fault_from_env() -> Result<Option<apply::Fault>, Error> {
+    Ok(None)
+}

@@ -1,0 +1,131 @@
+//! After a run: what `--restart-services` did, and what is left to do on
+//! this host, in order, each only when needed.
+
+use super::{Context, Run, Setup};
+use crate::answers::Host as AddrHost;
+use crate::apply::Decision;
+use crate::inputs::install::InstallPlan;
+use crate::plan::Service;
+use crate::render::paths;
+use crate::services::Step;
+use std::fmt::Write;
+use std::path::Path;
+
+/// The `Services:` block of a `--restart-services` run.
+pub(super) fn restarted(decision: &Decision, ctx: &Context, restarted: &[Step]) -> String {
+    let mut out = String::from("Services:\n");
+    for s in restarted {
+        let mark = if s.ok { "ok" } else { "FAILED" };
+        let detail = s
+            .detail
+            .as_deref()
+            .map(|d| format!(": {d}"))
+            .unwrap_or_default();
+        let _ = writeln!(out, "  {mark:<6} {}{detail}", s.command);
+    }
+    let services = decision.services();
+    if restarted.is_empty() && services.is_empty() {
+        out.push_str("  nothing to restart\n");
+    }
+    if !ctx.host.cells_configured && services.contains(&Service::Cells) {
+        out.push_str("  skipped systemctl restart cells: run `cells configure` with install.yml first (next steps)\n");
+    }
+    out
+}
+
+/// The numbered next steps, or nothing when there are none.
+pub(super) fn render(decision: &Decision, ctx: &Context) -> String {
+    let mut steps: Vec<String> = Vec::new();
+    if !ctx.host.cells_user_exists {
+        steps.push(create_user(ctx));
+    }
+    if let InstallPlan::Write(_) = ctx.install {
+        steps.extend(install_cells(ctx));
+    }
+    steps.extend(start_services(decision, ctx));
+    if ctx.root != Path::new("/") && !steps.is_empty() {
+        steps.insert(
+            0,
+            format!(
+                "The files were written below {}; copy them into place on the server first (the paths below are where they belong).",
+                ctx.root.display()
+            ),
+        );
+    }
+    if steps.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\nNext steps:\n");
+    for (i, s) in steps.iter().enumerate() {
+        let _ = writeln!(out, "  {}. {s}", i + 1);
+    }
+    out
+}
+
+fn create_user(ctx: &Context) -> String {
+    let user = &ctx.answers.cells.user;
+    let wd = &ctx.answers.cells.working_dir;
+    format!(
+        "Create the Cells system user and group, and give it its working dir:\n     useradd --system --user-group --home-dir {wd} --shell /usr/sbin/nologin {user}\n     chown {user}:{user} {wd}\n     cellsctl regenerate   # hands install.yml and cells.key to {user}"
+    )
+}
+
+/// The database, `cells configure`, then deleting install.yml.
+fn install_cells(ctx: &Context) -> [String; 3] {
+    let a = ctx.answers;
+    let db = &a.database;
+    let client_host = match &db.host.0 {
+        AddrHost::Dns(d) if d == "localhost" => "localhost",
+        AddrHost::Ip(ip) if ip.is_loopback() => "localhost",
+        _ => "%",
+    };
+    [
+        format!(
+            "Create the database and its user in MariaDB/MySQL (type the database password where shown):\n     mysql -u root -p <<'SQL'\n     CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;\n     CREATE USER IF NOT EXISTS '{dbuser}'@'{client_host}' IDENTIFIED BY 'TYPE-THE-DB-PASSWORD-HERE';\n     GRANT ALL PRIVILEGES ON `{name}`.* TO '{dbuser}'@'{client_host}';\n     FLUSH PRIVILEGES;\n     SQL",
+            name = db.name,
+            dbuser = db.user,
+        ),
+        format!(
+            "Install Cells from the answers file, as {user} with CELLS_WORKING_DIR set (otherwise Cells installs into the user's home):\n     sudo -u {user} env CELLS_WORKING_DIR={wd} {bin} configure --yaml {install}",
+            user = a.cells.user,
+            wd = a.cells.working_dir,
+            bin = a.cells.binary,
+            install = paths::INSTALL_YML
+        ),
+        format!(
+            "Delete the answers file, which holds the admin and database passwords:\n     rm {}",
+            paths::INSTALL_YML
+        ),
+    ]
+}
+
+/// The systemctl commands to run by hand (none after `--restart-services`).
+fn start_services(decision: &Decision, ctx: &Context) -> Option<String> {
+    let commands: Vec<String> = match (ctx.run, ctx.setup) {
+        (Run::WriteAndRestart | Run::DryRun, _) => Vec::new(),
+        (Run::Write, Setup::First) => {
+            let mut c = vec![
+                "systemctl daemon-reload",
+                "systemctl enable --now cells",
+                "systemctl reload caddy",
+            ];
+            if ctx.answers.prometheus.is_some() {
+                c.push("systemctl restart prometheus");
+            }
+            c.into_iter().map(String::from).collect()
+        }
+        (Run::Write, Setup::Again) => decision
+            .services()
+            .iter()
+            .map(|s| s.command().to_string())
+            .collect(),
+    };
+    if commands.is_empty() {
+        return None;
+    }
+    let verb = match ctx.setup {
+        Setup::First => "Start the services, in this order",
+        Setup::Again => "Apply the change, in this order",
+    };
+    Some(format!("{verb}:\n     {}", commands.join("\n     ")))
+}
