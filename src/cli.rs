@@ -431,8 +431,9 @@ pub fn command() -> clap::Command {
     // In place: `mut_subcommand` would move each subcommand to the end.
     Cli::command().mut_subcommands(|sub| match sub.get_name() {
         "init" | "regenerate" => answers(sub),
+        // Not an answer (no saved state to fall back to): a plain clap default.
         "hash-password" => sub.mut_args(|arg| match arg.get_id().as_str() {
-            "cost" => with_default(arg, Field::BcryptCost),
+            "cost" => arg.default_value(Field::BcryptCost.fallback().value()),
             _ => arg,
         }),
         _ => sub,

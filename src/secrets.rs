@@ -110,11 +110,20 @@ impl SecretKind {
 }
 
 /// One secret as this run was given it. The file wins over the value.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct SecretInput {
     pub file: Option<PathBuf>,
     /// From the environment variable, or typed into the wizard.
     pub value: Option<String>,
+}
+
+impl fmt::Debug for SecretInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretInput")
+            .field("file", &self.file)
+            .field("value", &self.value.as_ref().map(|_| "••••"))
+            .finish()
+    }
 }
 
 impl SecretInput {

@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static QUIET: AtomicBool = AtomicBool::new(false);
+static WRITING: AtomicBool = AtomicBool::new(false);
 static VERBOSE: AtomicBool = AtomicBool::new(false);
 static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
 
@@ -86,4 +87,18 @@ pub fn stdout_colours() -> bool {
 /// Whether stderr takes colours.
 pub fn stderr_colours() -> bool {
     console::colors_enabled_stderr()
+}
+
+/// Files are being written from now on (an interrupt then says so).
+pub fn writing_started() {
+    WRITING.store(true, Ordering::SeqCst);
+}
+
+/// What an interrupt (Ctrl-C) leaves behind, for the one line said about it.
+pub fn interrupted_message() -> &'static str {
+    if WRITING.load(Ordering::SeqCst) {
+        "interrupted while writing; run `cellsctl regenerate` to finish (each file is whole, old or new)"
+    } else {
+        "interrupted; nothing was written"
+    }
 }

@@ -62,6 +62,16 @@ impl Deployment {
         self.secrets.path().join(name).display().to_string()
     }
 
+    /// The admin and database password files, as flags.
+    pub fn install_secret_args(&self) -> [String; 4] {
+        [
+            "--admin-password-file".to_string(),
+            self.secret_file("admin"),
+            "--db-password-file".to_string(),
+            self.secret_file("db"),
+        ]
+    }
+
     /// `cellsctl SUBCOMMAND --root ROOT --non-interactive ARGS...`
     pub fn cmd(&self, subcommand: &str, args: &[&str]) -> Command {
         let mut cmd = cellsctl();
@@ -128,12 +138,7 @@ pub fn tutorial_args(d: &Deployment, caddy_version: &str) -> Vec<String> {
     ]
     .iter()
     .map(|s| s.to_string())
-    .chain([
-        "--admin-password-file".to_string(),
-        d.secret_file("admin"),
-        "--db-password-file".to_string(),
-        d.secret_file("db"),
-    ])
+    .chain(d.install_secret_args())
     .collect()
 }
 

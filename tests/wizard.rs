@@ -20,9 +20,10 @@ fn spawn_command(mut cmd: std::process::Command, extra: &[&str]) -> PtySession {
             cmd.env_remove(k);
         }
     }
-    cmd.env("NO_COLOR", "1")
-        .env("TERM", "xterm")
-        .env("PATH", "/nonexistent");
+    cmd.env("NO_COLOR", "1").env("PATH", "/nonexistent");
+    if !cmd.get_envs().any(|(k, _)| k == "TERM") {
+        cmd.env("TERM", "xterm");
+    }
     rexpect::session::spawn_command(cmd, Some(20_000)).expect("spawn in a pty")
 }
 
@@ -320,12 +321,7 @@ fn few_questions(d: &Deployment) -> Vec<String> {
     ]
     .iter()
     .map(|s| s.to_string())
-    .chain([
-        "--admin-password-file".to_string(),
-        d.secret_file("admin"),
-        "--db-password-file".to_string(),
-        d.secret_file("db"),
-    ])
+    .chain(d.install_secret_args())
     .collect()
 }
 
@@ -415,6 +411,7 @@ fn a_missing_custom_certificate_is_asked_again() {
     answer(&mut p, "Certificate file", "/certs/missing.pem");
     p.exp_string("missing.pem: No such file")
         .expect("the reason is shown");
+    answer(&mut p, "Use it anyway?", "n");
     answer(&mut p, "Certificate file", "/certs/cells.pem");
     answer(&mut p, "Key file", "/certs/cells.key");
     write_and_finish(&mut p);
@@ -473,4 +470,55 @@ fn ctrl_c_at_a_password_puts_echo_back() {
     ));
     assert!(echoes(&p), "echo is back on after the interrupt");
     assert!(d.snapshot().is_empty());
+}
+
+#[test]
+fn ctrl_c_at_hash_password_puts_echo_back() {
+    let mut cmd = std::process::Command::new("/bin/sh");
+    cmd.args(["-c", "/bin/stty echo && exec \"$0\" hash-password"])
+        .arg(assert_cmd::cargo::cargo_bin!("cellsctl"));
+    let mut p = spawn_command(cmd, &[]);
+    p.exp_string("Password").expect("the hidden question");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!echoes(&p), "the password is typed without echo");
+    p.send("half a passw").expect("type");
+    p.send_control('c').expect("Ctrl-C");
+    let rest = p.exp_eof().expect("the program ends");
+    assert!(rest.contains("interrupted"), "{rest:?}");
+    assert!(matches!(
+        p.process().wait().expect("wait"),
+        WaitStatus::Exited(_, 130)
+    ));
+    assert!(echoes(&p), "echo is back on after the interrupt");
+}
+
+/// Where line editing is not possible, questions still go to the terminal:
+/// stdout holds the JSON and nothing else.
+#[test]
+fn questions_never_go_to_stdout_on_a_dumb_terminal() {
+    let d = Deployment::new();
+    let json = d.secrets.path().join("out.json");
+    let mut cmd = std::process::Command::new("/bin/sh");
+    cmd.args(["-c", "exec \"$@\" > \"$0\""])
+        .arg(&json)
+        .arg(assert_cmd::cargo::cargo_bin!("cellsctl"))
+        .arg("init")
+        .arg("--root")
+        .arg(d.root())
+        .arg("--json")
+        .env("TERM", "dumb");
+    let mut args = few_questions(&d);
+    args.extend(["--public-tls".to_string(), "internal".to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut p = spawn_command(cmd, &args);
+    // The same answers, in the same way, on a terminal without line editing.
+    p.exp_string("External URL").expect("asked on the terminal");
+    p.send_line("https://cells.example.com").expect("answer");
+    answer(&mut p, "Cells bind address", "");
+    answer(&mut p, "Write these files?", "y");
+    assert_eq!(exit_code(&mut p), Some(0));
+    let stdout = std::fs::read_to_string(&json).expect("stdout");
+    let doc: serde_json::Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("stdout is not just JSON ({e}):\n{stdout}"));
+    assert_eq!(doc["dry_run"], false);
 }

@@ -109,14 +109,14 @@ impl Outcome {
 /// Every file the state records, against the disk.
 pub fn drift(root: &Path, state: &State) -> Vec<Finding> {
     let mut out = Vec::new();
-    let mut drifted = false;
+    let mut any_drift = false;
     for (path, rec) in &state.files {
         let target = under_root(root, path);
         match std::fs::read(&target) {
             Ok(bytes) if sha256_hex(&bytes) == rec.sha256 => {}
             Ok(_) => {
-                drifted = true;
-                out.push(self::drifted(path, "edited since cellsctl wrote it"));
+                any_drift = true;
+                out.push(drifted(path, "edited since cellsctl wrote it"));
             }
             Err(_) if path == paths::INSTALL_YML => {
                 out.push(finding(
@@ -126,15 +126,15 @@ pub fn drift(root: &Path, state: &State) -> Vec<Finding> {
                 ));
             }
             Err(e) => {
-                drifted = true;
-                out.push(self::drifted(
+                any_drift = true;
+                out.push(drifted(
                     path,
                     format!("missing ({e}); `cellsctl regenerate --restore` re-creates it"),
                 ));
             }
         }
     }
-    if !drifted {
+    if !any_drift {
         out.push(finding(
             "drift",
             Status::Pass,

@@ -9,7 +9,7 @@ use crate::inputs::install::{self, InstallPlan};
 use crate::inputs::Given;
 use crate::prepare::{prepare, Prepared};
 use crate::render::paths;
-use crate::report::{self, Context, Host, Run, Setup};
+use crate::report::{self, Context, HostFacts, Run, Setup};
 use crate::root::under_root;
 use crate::services::{self, Step};
 use crate::state::{self, State};
@@ -17,7 +17,6 @@ use crate::ui;
 use crate::wizard::{self, Prompter, TerminalPrompter};
 use std::io::IsTerminal;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use time::OffsetDateTime;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -70,7 +69,7 @@ pub fn run(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), E
             std::fs::create_dir_all(root)
                 .map_err(|e| Error::io("create the --root directory", root, e))?;
         }
-        WRITING.store(true, Ordering::SeqCst);
+        ui::writing_started();
         apply::execute(&prepared.plan, &mut decision, &options)?;
     }
     let host = host_facts(root, &prepared);
@@ -114,7 +113,6 @@ fn gather(
     let Some(prompter) = prompter else {
         return Ok(given);
     };
-    install_interrupt_handler();
     wizard::run(
         prompter,
         given,
@@ -156,9 +154,9 @@ fn review(
     }
 }
 
-fn host_facts(root: &Path, prepared: &Prepared) -> Host {
+fn host_facts(root: &Path, prepared: &Prepared) -> HostFacts {
     let user = prepared.resolved.answers.cells.user.to_string();
-    Host {
+    HostFacts {
         cells_user_exists: matches!(nix::unistd::User::from_name(&user), Ok(Some(_))),
         // Cells is restarted only once `cells configure` has used install.yml.
         cells_configured: !under_root(root, paths::INSTALL_YML).exists(),
@@ -171,7 +169,7 @@ fn restart(
     common: &CommonArgs,
     decision: &Decision,
     refused: bool,
-    host: Host,
+    host: HostFacts,
 ) -> (Vec<Step>, Option<Error>) {
     if !common.restart_services || refused {
         return (Vec::new(), None);
@@ -192,7 +190,7 @@ struct Outcome<'a> {
     refusal: Option<&'a Refusal>,
     restarted: &'a [Step],
     setup: Setup,
-    host: Host,
+    host: HostFacts,
 }
 
 /// The report on stdout: JSON, text, or (quiet, or refused) nothing.
@@ -234,32 +232,6 @@ fn backup_timestamp(now: OffsetDateTime) -> String {
         now.minute(),
         now.second()
     )
-}
-
-/// Set once files are being written, so an interrupt says the right thing.
-static WRITING: AtomicBool = AtomicBool::new(false);
-
-/// Ctrl-C during the questions: put the terminal back as it was (a hidden
-/// password prompt turns echo off), say so in one line, exit 130.
-fn install_interrupt_handler() {
-    let stdin = std::io::stdin();
-    let terminal = nix::sys::termios::tcgetattr(&stdin).ok();
-    let _ = ctrlc::set_handler(move || {
-        if let Some(t) = &terminal {
-            let _ = nix::sys::termios::tcsetattr(
-                std::io::stdin(),
-                nix::sys::termios::SetArg::TCSANOW,
-                t,
-            );
-        }
-        let _ = console::Term::stderr().show_cursor();
-        if WRITING.load(Ordering::SeqCst) {
-            eprintln!("\ncellsctl: interrupted while writing; run `cellsctl regenerate` to finish (each file is whole, old or new)");
-        } else {
-            eprintln!("\ncellsctl: interrupted; nothing was written");
-        }
-        std::process::exit(130);
-    });
 }
 
 /// Testing hook, in debug builds only: `CELLSCTL_TEST_FAULT=fail-after:N`

@@ -1,7 +1,7 @@
 //! One layer of answers: every answer as an optional value. The flags (with
-//! their `CELLSCTL_*` variables, through clap), the wizard, the saved state
-//! and the built-in defaults are each a `Layer`; `Combine` merges two of them
-//! field by field, the higher one winning.
+//! their `CELLSCTL_*` variables, through clap, and what the wizard adds to
+//! them), the saved state and the built-in defaults are each a `Layer`;
+//! `Combine` merges two of them field by field, the higher one winning.
 //!
 //! The table at the bottom is the one place where each answer's flag, value
 //! name and default are written: `--help`, the wizard's offers, the missing
@@ -40,6 +40,14 @@ pub enum Fallback {
 }
 
 impl Fallback {
+    /// The value itself, when it is one.
+    pub fn value(self) -> Option<&'static str> {
+        match self {
+            Fallback::Value(v) => Some(v),
+            _ => None,
+        }
+    }
+
     /// The text `--help` shows as `[default: …]`.
     pub fn help_text(self) -> Option<String> {
         match self {

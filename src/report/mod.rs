@@ -39,7 +39,7 @@ pub enum Setup {
 
 /// Facts about this host that decide the next steps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Host {
+pub struct HostFacts {
     /// The Cells system user exists (else: how to create it).
     pub cells_user_exists: bool,
     /// install.yml has been used (or was never written): Cells may be restarted.
@@ -55,7 +55,7 @@ pub struct Context<'a> {
     pub install: &'a InstallPlan,
     pub run: Run,
     pub setup: Setup,
-    pub host: Host,
+    pub host: HostFacts,
 }
 
 /// The whole report of a run that wrote (or in a dry run, would write).

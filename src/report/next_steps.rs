@@ -2,7 +2,7 @@
 //! this host, in order, each only when needed.
 
 use super::{Context, Run, Setup};
-use crate::answers::Host as AddrHost;
+use crate::answers::Host;
 use crate::apply::Decision;
 use crate::inputs::install::InstallPlan;
 use crate::plan::Service;
@@ -75,8 +75,8 @@ fn install_cells(ctx: &Context) -> [String; 3] {
     let a = ctx.answers;
     let db = &a.database;
     let client_host = match &db.host.0 {
-        AddrHost::Dns(d) if d == "localhost" => "localhost",
-        AddrHost::Ip(ip) if ip.is_loopback() => "localhost",
+        Host::Dns(d) if d == "localhost" => "localhost",
+        Host::Ip(ip) if ip.is_loopback() => "localhost",
         _ => "%",
     };
     [

@@ -151,14 +151,18 @@ async fn redirect(t: &Target, addr: SocketAddr) -> Finding {
     let http_addr = t
         .connect_http
         .unwrap_or_else(|| SocketAddr::new(addr.ip(), 80));
-    let answer = async {
-        let tcp = tcp_connect(http_addr).await.map_err(|e| match e {
-            Some(e) => e.to_string(),
-            None => "timed out".to_string(),
-        })?;
-        h1_request(tcp, "/verify", &t.http_host, &[("connection", "close")]).await
+    let tcp = match tcp_connect(http_addr).await {
+        Ok(tcp) => tcp,
+        Err(e) => {
+            let why = e.map_or("timed out".to_string(), |e| e.to_string());
+            return fail(
+                "redirect",
+                format!("cannot reach {http_addr}: {why}"),
+                "is port 80 open? ACME needs it too",
+            );
+        }
     };
-    match answer.await {
+    match h1_request(tcp, "/verify", &t.http_host, &[("connection", "close")]).await {
         Ok((status, headers)) => {
             let location = headers
                 .get("location")
@@ -182,8 +186,8 @@ async fn redirect(t: &Target, addr: SocketAddr) -> Finding {
         }
         Err(e) => fail(
             "redirect",
-            format!("cannot reach {http_addr}: {e}"),
-            "is port 80 open? ACME needs it too",
+            format!("{http_addr} did not answer HTTP: {e}"),
+            "Caddy should redirect port 80 to HTTPS",
         ),
     }
 }

@@ -43,7 +43,7 @@ struct Question {
     /// Asked only when this holds (and no flag gave the answer).
     when: fn(&Asking) -> bool,
     /// What Enter takes: the saved answer, else the default.
-    offer: fn(&Asking, Field) -> Option<String>,
+    offer: fn(&Asking, Target) -> Option<String>,
     /// Checked once the value parses; a problem is said and the question asked again.
     check: fn(&Asking, &Layer) -> Result<(), String>,
     /// For a refused answer, a corrected one to offer instead.
@@ -56,8 +56,11 @@ fn always(_: &Asking) -> bool {
     true
 }
 
-fn offered(a: &Asking, field: Field) -> Option<String> {
-    a.offered.text(field)
+fn offered(a: &Asking, target: Target) -> Option<String> {
+    match target {
+        Target::Answer(field) => a.offered.text(field),
+        Target::Secret(_) | Target::Gate(_) => None,
+    }
 }
 
 fn no_check(_: &Asking, _: &Layer) -> Result<(), String> {
@@ -107,7 +110,7 @@ impl Question {
         Question { when, ..self }
     }
 
-    const fn offer(self, offer: fn(&Asking, Field) -> Option<String>) -> Question {
+    const fn offer(self, offer: fn(&Asking, Target) -> Option<String>) -> Question {
         Question { offer, ..self }
     }
 
@@ -197,6 +200,10 @@ const QUESTIONS: &[Question] = &[
         .when(caddy_unknown),
 ];
 
+/// Asked after a check failed: no asks again (the default).
+const TAKE_ANYWAY: &str =
+    "Use it anyway? (Caddy cannot serve it until this is fixed; `cellsctl check` reports it)";
+
 /// The wizard's state: what is given so far, what Enter takes, the gates.
 struct Asking<'a> {
     given: Given,
@@ -257,19 +264,19 @@ fn caddy_unknown(a: &Asking) -> bool {
     !a.ctx.caddy_known
 }
 
-fn yes(_: &Asking, _: Field) -> Option<String> {
+fn yes(_: &Asking, _: Target) -> Option<String> {
     Some("on".into())
 }
 
-fn no(_: &Asking, _: Field) -> Option<String> {
+fn no(_: &Asking, _: Target) -> Option<String> {
     Some("off".into())
 }
 
 /// An http:// URL offers plain HTTP; otherwise the saved mode or the default.
-fn tls_mode_offer(a: &Asking, field: Field) -> Option<String> {
+fn tls_mode_offer(a: &Asking, target: Target) -> Option<String> {
     match &a.given.answers.external_url {
         Some(url) if url.scheme == Scheme::Http => Some(PublicTlsMode::Off.to_string()),
-        _ => offered(a, field),
+        _ => offered(a, target),
     }
 }
 
@@ -380,7 +387,7 @@ impl Asking<'_> {
         match (q.target, q.kind) {
             (Target::Answer(field), Kind::Text | Kind::Optional) => self.ask_text(p, q, field),
             (Target::Answer(field), Kind::Choice(items)) => {
-                let offer = (q.offer)(self, field);
+                let offer = (q.offer)(self, q.target);
                 let labels: Vec<&str> = items.iter().map(|(_, label)| *label).collect();
                 let default = items
                     .iter()
@@ -390,11 +397,7 @@ impl Asking<'_> {
                 self.set(field, items[chosen].0)
             }
             (target, Kind::YesNo) => {
-                let field = match target {
-                    Target::Answer(field) => field,
-                    _ => Field::Prometheus,
-                };
-                let default = (q.offer)(self, field).as_deref() == Some("on");
+                let default = (q.offer)(self, target).as_deref() == Some("on");
                 let yes = p.confirm(q.prompt, default)?;
                 match target {
                     Target::Answer(field) => self.set(field, if yes { "on" } else { "off" }),
@@ -426,7 +429,7 @@ impl Asking<'_> {
     }
 
     fn ask_text(&mut self, p: &mut dyn Prompter, q: &Question, field: Field) -> Result<(), Error> {
-        let mut offer = (q.offer)(self, field);
+        let mut offer = (q.offer)(self, q.target);
         loop {
             let raw = p.input(q.prompt, offer.as_deref())?;
             let raw = raw.trim();
@@ -435,22 +438,28 @@ impl Asking<'_> {
                 return Ok(());
             }
             let mut candidate = self.given.answers.clone();
-            match candidate
-                .set(field, raw)
-                .and_then(|()| (q.check)(self, &candidate))
-            {
-                Ok(()) => {
-                    p.accepted(q.prompt, candidate.text(field).as_deref());
-                    self.given.answers = candidate;
-                    return Ok(());
-                }
-                Err(why) => {
+            // A value that does not parse is never taken; one that parses
+            // but fails the check may be fixed later (a certificate that is
+            // still on its way), so the person may take it anyway.
+            let problem = match candidate.set(field, raw) {
+                Err(why) => Some((why, false)),
+                Ok(()) => (q.check)(self, &candidate).err().map(|why| (why, true)),
+            };
+            let take = match problem {
+                None => true,
+                Some((why, checked)) => {
                     p.say(&format!("✗ {why}"));
                     if let Some(better) = (q.suggest)(raw) {
                         p.say(&format!("Press Enter to take {better}, or type another."));
                         offer = Some(better);
                     }
+                    checked && p.confirm(TAKE_ANYWAY, false)?
                 }
+            };
+            if take {
+                p.accepted(q.prompt, candidate.text(field).as_deref());
+                self.given.answers = candidate;
+                return Ok(());
             }
         }
     }

@@ -6,10 +6,80 @@
 //! rustyline was chosen over dialoguer's `Input` because it tells end of
 //! input (Ctrl-D) from interrupt (Ctrl-C) as distinct results, has history
 //! built in, and reads and writes the controlling terminal directly.
+//!
+//! Ctrl-C at any question ends the run the same way: the prompter installs
+//! one SIGINT handler, which puts the terminal back, says so once and exits
+//! 130. The libraries raise SIGINT themselves (or, rustyline, report it and
+//! we raise it); the question then waits for the handler instead of racing
+//! it with a second message.
 
 use super::Prompter;
 use crate::error::Error;
 use rustyline::error::ReadlineError;
+use std::io::BufRead;
+use std::sync::Once;
+use std::time::Duration;
+
+/// Terminals rustyline cannot edit on: it would then read stdin and write
+/// the prompt to stdout, which `--json` owns. (rustyline's own list.)
+const NO_LINE_EDITING: [&str; 3] = ["dumb", "cons25", "emacs"];
+
+/// Line editing works: a terminal rustyline supports, reachable as /dev/tty.
+fn line_editing_works() -> bool {
+    let supported = std::env::var("TERM")
+        .map(|t| !NO_LINE_EDITING.iter().any(|u| u.eq_ignore_ascii_case(&t)))
+        .unwrap_or(true);
+    supported
+        && std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/tty")
+            .is_ok()
+}
+
+static INTERRUPT_HANDLER: Once = Once::new();
+
+/// Ctrl-C while a person is asked: the terminal as it was before the first
+/// question (a hidden or edited line changes it), the cursor shown, one line
+/// said, exit 130.
+fn install_interrupt_handler() {
+    INTERRUPT_HANDLER.call_once(|| {
+        let terminal = nix::sys::termios::tcgetattr(std::io::stdin()).ok();
+        let _ = ctrlc::set_handler(move || {
+            if let Some(t) = &terminal {
+                let _ = nix::sys::termios::tcsetattr(
+                    std::io::stdin(),
+                    nix::sys::termios::SetArg::TCSANOW,
+                    t,
+                );
+            }
+            let _ = console::Term::stderr().show_cursor();
+            eprintln!("\ncellsctl: {}", crate::ui::interrupted_message());
+            std::process::exit(130);
+        });
+    });
+}
+
+/// Ctrl-C was pressed at a question: SIGINT is (or, with `raise`, now gets)
+/// raised, and the handler ends the process; this only waits for it.
+fn interrupted(raise: bool) -> Error {
+    if raise {
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGINT);
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    Error::Interrupted
+}
+
+/// One line from stdin in the terminal's own (cooked) mode, for terminals
+/// without line editing: Ctrl-D on an empty line is end of input, Ctrl-C is SIGINT.
+fn read_plain_line(what: &str) -> Result<String, Error> {
+    let mut line = String::new();
+    match std::io::stdin().lock().read_line(&mut line) {
+        Ok(0) => Err(Error::Cancelled(format!("end of input at \"{what}\""))),
+        Ok(_) => Ok(line.trim_end_matches(['\n', '\r']).to_string()),
+        Err(e) => Err(Error::Cancelled(format!("cannot read \"{what}\": {e}"))),
+    }
+}
 
 pub struct TerminalPrompter {
     theme: Box<dyn dialoguer::theme::Theme>,
@@ -22,6 +92,7 @@ pub struct TerminalPrompter {
 
 impl TerminalPrompter {
     pub fn new() -> TerminalPrompter {
+        install_interrupt_handler();
         let theme: Box<dyn dialoguer::theme::Theme> = if console::colors_enabled_stderr() {
             Box::new(dialoguer::theme::ColorfulTheme::default())
         } else {
@@ -73,11 +144,16 @@ impl Default for TerminalPrompter {
 }
 
 /// A choice or yes/no made, or why not: dialoguer's errors at a prompt are
-/// Ctrl-C, EOF or a lost terminal, and `None` is Esc.
+/// Ctrl-C (SIGINT already raised), EOF or a lost terminal; `None` is Esc.
 fn chosen<T>(answer: dialoguer::Result<Option<T>>, none: &str) -> Result<T, Error> {
-    answer
-        .map_err(|e| Error::Cancelled(format!("no answer ({e})")))?
-        .ok_or_else(|| Error::Cancelled(none.into()))
+    match answer {
+        Ok(Some(chosen)) => Ok(chosen),
+        Ok(None) => Err(Error::Cancelled(none.into())),
+        Err(dialoguer::Error::IO(e)) if e.kind() == std::io::ErrorKind::Interrupted => {
+            Err(interrupted(false))
+        }
+        Err(e) => Err(Error::Cancelled(format!("no answer ({e})"))),
+    }
 }
 
 /// One hidden line from the terminal. Ctrl-D on an empty line is end of
@@ -95,6 +171,15 @@ fn read_hidden(prompt: &str, what: &str) -> Result<String, Error> {
 impl Prompter for TerminalPrompter {
     fn input(&mut self, prompt: &str, default: Option<&str>) -> Result<String, Error> {
         let question = self.question(prompt, default);
+        if !line_editing_works() {
+            let _ = self.term.write_str(&question);
+            let line = read_plain_line(prompt)?;
+            self.last_lines = self.rows(&format!("{question}{line}"));
+            return Ok(match default {
+                Some(d) if line.trim().is_empty() => d.to_string(),
+                _ => line,
+            });
+        }
         let editor = self.editor()?;
         if let Some(d) = default.filter(|d| !d.is_empty()) {
             // ↑ brings the offered answer back, to edit rather than retype.
@@ -105,7 +190,7 @@ impl Prompter for TerminalPrompter {
             Err(ReadlineError::Eof) => {
                 return Err(Error::Cancelled(format!("end of input at \"{prompt}\"")))
             }
-            Err(ReadlineError::Interrupted) => return Err(Error::Interrupted),
+            Err(ReadlineError::Interrupted) => return Err(interrupted(true)),
             Err(e) => return Err(Error::Cancelled(format!("cannot read \"{prompt}\": {e}"))),
         };
         if !line.trim().is_empty() {

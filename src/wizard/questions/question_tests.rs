@@ -300,7 +300,13 @@ fn a_missing_custom_certificate_is_asked_again() {
         (Field::PublicTls, "custom"),
         (Field::Prometheus, "off"),
     ]));
-    let mut script = vec![Enter, Text("/missing.pem"), Text("/c.pem"), Text("/k.pem")];
+    let mut script = vec![
+        Enter,
+        Text("/missing.pem"),
+        No,
+        Text("/c.pem"),
+        Text("/k.pem"),
+    ];
     script.extend([Enter, Enter, Enter, Enter, Enter, Enter, No]);
     let mut p = ScriptedPrompter::new(script);
     let ctx = Context {
@@ -317,4 +323,20 @@ fn a_missing_custom_certificate_is_asked_again() {
         p.said
     );
     assert_eq!(out.answers.text(Field::PublicKey).unwrap(), "/k.pem");
+}
+
+#[test]
+fn a_certificate_still_on_its_way_may_be_taken_anyway() {
+    let given = with_install_secrets(flags(&[
+        (Field::ExternalUrl, "https://c.example.com"),
+        (Field::PublicTls, "custom"),
+        (Field::Prometheus, "off"),
+    ]));
+    let mut script = vec![Enter, Text("/later/c.pem"), Yes, Text("/later/k.pem"), Yes];
+    script.extend([Enter, Enter, Enter, Enter, Enter, Enter, No]);
+    let mut p = ScriptedPrompter::new(script);
+    let out = ask_all(&mut p, given, &context(None)).unwrap();
+    assert_eq!(times_asked(&p, "Certificate file"), 1);
+    assert_eq!(out.answers.text(Field::PublicCert).unwrap(), "/later/c.pem");
+    assert_eq!(out.answers.text(Field::PublicKey).unwrap(), "/later/k.pem");
 }
