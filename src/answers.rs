@@ -564,6 +564,11 @@ impl BcryptHash {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The cost factor the hash was made with (`$2b$14$...` is 14).
+    pub fn cost(&self) -> u32 {
+        self.0[4..6].parse().unwrap_or(0)
+    }
 }
 
 impl FromStr for BcryptHash {

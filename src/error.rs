@@ -35,6 +35,11 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// install.yml is not the small file cellsctl wrote (its owner, the
+    /// Cells user, can make it anything): exit 1, nothing written but a
+    /// certificate due for renewal.
+    #[error("{path}: {why}; cellsctl reads it only as the small YAML file it wrote, so it wrote nothing else (a certificate due for renewal excepted). Put back the file cellsctl wrote, or remove it once `cells configure` has used it, and run again.")]
+    InstallUnreadable { path: String, why: String },
     /// Anything else that failed at run time: exit 1.
     #[error("{0}")]
     Runtime(String),
@@ -71,6 +76,7 @@ impl Error {
             Error::Interrupted => 130,
             Error::CheckFailed
             | Error::VerifyFailed(_)
+            | Error::InstallUnreadable { .. }
             | Error::Io { .. }
             | Error::Runtime(_)
             | Error::Cancelled(_) => 1,

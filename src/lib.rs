@@ -17,6 +17,7 @@ pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod inputs;
+pub mod lock;
 pub mod pki;
 pub mod plan;
 pub mod prepare;

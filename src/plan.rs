@@ -49,8 +49,37 @@ pub enum Visibility {
     /// key, not by value: a value search would leak the rest of a password
     /// that contains another, and reveal which other text equals a password.
     Redacted(Vec<&'static str>),
-    /// Never shown, only named: private keys (secret), certificates (noise).
-    NotShown(&'static str),
+    /// Never shown, only named.
+    NotShown(Hidden),
+}
+
+/// What a file that is never shown holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hidden {
+    /// Public, but its text is noise in a diff.
+    Certificate,
+    /// Secret.
+    PrivateKey,
+}
+
+impl fmt::Display for Hidden {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Hidden::Certificate => "certificate",
+            Hidden::PrivateKey => "private key",
+        })
+    }
+}
+
+impl Visibility {
+    /// The file holds a secret (a password, a private key): nothing about
+    /// its content is shown, not even its hash, and its backups stay private.
+    pub fn holds_secrets(&self) -> bool {
+        matches!(
+            self,
+            Visibility::Redacted(_) | Visibility::NotShown(Hidden::PrivateKey)
+        )
+    }
 }
 
 /// One file cellsctl wants on disk.
@@ -82,6 +111,8 @@ pub struct PlannedDir {
 #[derive(Clone, Debug)]
 pub struct AbsentFile {
     pub path: String,
+    /// The mode cellsctl gave it: a backup of it gets no more.
+    pub mode: u32,
     /// Services to reload or restart when it is removed.
     pub affects: Vec<Service>,
 }

@@ -9,9 +9,11 @@ use crate::inputs::{self, Given, Resolved};
 use crate::pki::{self, CertAndKey, Pki};
 use crate::plan::Plan;
 use crate::render::{self, paths, RenderInputs};
-use crate::root::{read_optional_text, under_root};
-use crate::state::State;
+use crate::root::{inspect, read_optional_text, under_root, Found, MANAGED_FILE_LIMIT};
+use crate::state::sha256_hex;
+use crate::state::{FileRecord, State};
 use crate::ui;
+use std::collections::BTreeMap;
 use std::path::Path;
 use time::OffsetDateTime;
 
@@ -22,21 +24,29 @@ pub struct Prepared {
     pub pki: Option<Pki>,
     /// Every file, the state record last.
     pub plan: Plan,
+    /// The run may write only what the plan holds, then fails with this
+    /// (install.yml unreadable: nothing but a due certificate is written).
+    pub blocked: Option<Error>,
 }
 
+/// `force`: key material on disk that cellsctl did not write is adopted.
 pub fn prepare(
     root: &Path,
     given: &Given,
     saved: Option<&State>,
+    force: bool,
     now: OffsetDateTime,
 ) -> Result<Prepared, Error> {
     ui::step("resolving the answers");
     // Missing answers are reported together: the answers', then install.yml's.
-    let (resolved, install) = match (
+    let (mut resolved, install) = match (
         inputs::resolve(root, given, saved),
         install::plan(root, &given.secrets, saved),
     ) {
         (Ok(r), Ok(i)) => (r, i),
+        (_, Err(e @ Error::InstallUnreadable { .. })) => {
+            return renew_only(root, saved, force, now, e)
+        }
         (Err(Error::Missing(mut a)), Err(Error::Missing(b))) => {
             a.extend(b);
             return Err(Error::Missing(a));
@@ -45,7 +55,15 @@ pub fn prepare(
     };
     let answers = &resolved.answers;
     prometheus_defaults_leave_the_flags(root, answers)?;
-    let pki = key_material(root, answers, now)?;
+    let trust = KeyTrust {
+        saved,
+        intent: crate::apply::read_intent(&under_root(root, paths::INTENT))?,
+        force,
+    };
+    let pki = key_material(root, answers, &trust, now)?;
+    if pki.is_some() {
+        resolved.notes.extend(trust.adopted(root)?);
+    }
     ui::step(format!("rendering for Caddy {}", answers.caddy_version));
     let mut plan = render::plan(
         answers,
@@ -62,6 +80,65 @@ pub fn prepare(
         install,
         pki,
         plan,
+        blocked: None,
+    })
+}
+
+/// The key material's files.
+const KEY_MATERIAL: [&str; 4] = [
+    paths::CA_CERT,
+    paths::CA_KEY,
+    paths::CELLS_CERT,
+    paths::CELLS_KEY,
+];
+
+/// install.yml cannot be read: with the saved answers, nothing is planned
+/// but a certificate that is due for renewal (so the weekly timer keeps
+/// Cells reachable) and its record; the run then fails naming install.yml.
+fn renew_only(
+    root: &Path,
+    saved: Option<&State>,
+    force: bool,
+    now: OffsetDateTime,
+    blocked: Error,
+) -> Result<Prepared, Error> {
+    let Some(saved) = saved else {
+        return Err(blocked);
+    };
+    let resolved = inputs::resolve(root, &Given::default(), Some(saved))?;
+    let trust = KeyTrust {
+        saved: Some(saved),
+        intent: crate::apply::read_intent(&under_root(root, paths::INTENT))?,
+        force,
+    };
+    let pki = key_material(root, &resolved.answers, &trust, now)?;
+    let mut plan = Plan::default();
+    if pki
+        .as_ref()
+        .is_some_and(|p| p.ca_issued || p.leaf_issued.is_some())
+    {
+        let inputs = RenderInputs {
+            install_secrets: None,
+            pki: pki.as_ref(),
+        };
+        plan.files = render::plan(&resolved.answers, &inputs)?
+            .files
+            .into_iter()
+            .filter(|f| KEY_MATERIAL.contains(&f.path.as_str()))
+            .collect();
+        let mut state = saved.clone();
+        for f in &plan.files {
+            let sha256 = sha256_hex(&f.contents);
+            state.files.insert(f.path.clone(), FileRecord { sha256 });
+        }
+        plan.files.push(state.planned_file()?);
+    }
+    Ok(Prepared {
+        resolved,
+        install: InstallPlan::Untouched,
+        pki,
+        plan,
+        blocked: Some(blocked),
     })
 }
 
@@ -88,26 +165,85 @@ fn prometheus_defaults_leave_the_flags(root: &Path, answers: &Answers) -> Result
     )))
 }
 
-/// A certificate and key pair below the root, if both exist.
-fn read_pair(root: &Path, cert: &str, key: &str) -> Result<Option<CertAndKey>, Error> {
-    match (
-        read_optional_text(&under_root(root, cert))?,
-        read_optional_text(&under_root(root, key))?,
-    ) {
-        (Some(cert_pem), Some(key_pem)) => Ok(Some(CertAndKey { cert_pem, key_pem })),
-        _ => Ok(None),
+/// Which key material on disk cellsctl may take as its own: what it
+/// recorded, what an interrupted run intended to write, or (with `--force`)
+/// whatever is there. Anything else is left for `apply::decide` to refuse
+/// as a hand edit, like any other file: a CA swapped in by someone else is
+/// never adopted silently.
+struct KeyTrust<'a> {
+    saved: Option<&'a State>,
+    intent: BTreeMap<String, String>,
+    force: bool,
+}
+
+impl KeyTrust<'_> {
+    /// cellsctl wrote these bytes (or was about to, when a run was cut short).
+    fn is_own(&self, path: &str, text: &str) -> bool {
+        let hash = sha256_hex(text.as_bytes());
+        self.intent.get(path) == Some(&hash)
+            || self
+                .saved
+                .and_then(|s| s.files.get(path))
+                .is_some_and(|r| r.sha256 == hash)
+    }
+
+    fn trusts(&self, path: &str, text: &str) -> bool {
+        self.force || self.is_own(path, text)
+    }
+
+    /// Notes for the key material taken only because of `--force`.
+    fn adopted(&self, root: &Path) -> Result<Vec<String>, Error> {
+        let mut notes = Vec::new();
+        if !self.force {
+            return Ok(notes);
+        }
+        for path in [
+            paths::CA_CERT,
+            paths::CA_KEY,
+            paths::CELLS_CERT,
+            paths::CELLS_KEY,
+        ] {
+            if let Found::Regular(r) = inspect(&under_root(root, path), MANAGED_FILE_LIMIT)? {
+                if !self.is_own(path, &String::from_utf8_lossy(&r.bytes)) {
+                    notes.push(format!(
+                        "{path} is not what cellsctl wrote; taken as it is (--force)"
+                    ));
+                }
+            }
+        }
+        Ok(notes)
+    }
+
+    /// A certificate and key pair below the root, if both exist and are trusted.
+    fn pair(&self, root: &Path, cert: &str, key: &str) -> Result<Option<CertAndKey>, Error> {
+        let read = |path: &str| -> Result<Option<String>, Error> {
+            let text = match inspect(&under_root(root, path), MANAGED_FILE_LIMIT)? {
+                Found::Regular(r) => String::from_utf8(r.bytes).ok(),
+                Found::Missing | Found::Unusual(_) => None,
+            };
+            Ok(text.filter(|t| self.trusts(path, t)))
+        };
+        match (read(cert)?, read(key)?) {
+            (Some(cert_pem), Some(key_pem)) => Ok(Some(CertAndKey { cert_pem, key_pem })),
+            _ => Ok(None),
+        }
     }
 }
 
 /// With upstream TLS `ca`: the CA and Cells certificate on disk, kept or renewed.
-fn key_material(root: &Path, a: &Answers, now: OffsetDateTime) -> Result<Option<Pki>, Error> {
+fn key_material(
+    root: &Path,
+    a: &Answers,
+    trust: &KeyTrust,
+    now: OffsetDateTime,
+) -> Result<Option<Pki>, Error> {
     if a.upstream_tls != UpstreamTls::Ca {
         return Ok(None);
     }
     ui::step("checking the private CA and the Cells certificate");
     pki::ensure(
-        read_pair(root, paths::CA_CERT, paths::CA_KEY)?,
-        read_pair(root, paths::CELLS_CERT, paths::CELLS_KEY)?,
+        trust.pair(root, paths::CA_CERT, paths::CA_KEY)?,
+        trust.pair(root, paths::CELLS_CERT, paths::CELLS_KEY)?,
         &a.external_url.host,
         &pki::wanted_sans(a),
         a.cert_days,

@@ -68,3 +68,32 @@ pub fn run(commands: &[(Service, String)]) -> Result<Vec<Step>, (Vec<Step>, Erro
     }
     Ok(steps)
 }
+
+#[cfg(test)]
+mod restart_order_tests {
+    use super::*;
+
+    #[test]
+    fn units_reload_first_and_cells_waits_for_its_install_file() {
+        let all: BTreeSet<Service> = [
+            Service::Prometheus,
+            Service::Caddy,
+            Service::Cells,
+            Service::SystemdDaemon,
+        ]
+        .into_iter()
+        .collect();
+        let names =
+            |ready| -> Vec<String> { commands(&all, ready).into_iter().map(|(_, c)| c).collect() };
+        assert_eq!(
+            names(true),
+            [
+                "systemctl daemon-reload",
+                "systemctl restart cells",
+                "systemctl reload caddy",
+                "systemctl restart prometheus"
+            ]
+        );
+        assert!(!names(false).iter().any(|c| c.contains("cells")));
+    }
+}

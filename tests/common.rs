@@ -333,7 +333,8 @@ pub fn open_up(dir: &Path) {
 
 /// Every text file below the root with bcrypt hashes and PEM blocks masked
 /// (salts and ECDSA signatures are random), the state left out (it holds the
-/// hashes of the PEM files): what two renders of the same answers share.
+/// hashes of the PEM files) and the empty lock file: what two renders of the
+/// same answers share.
 pub fn masked_files(d: &Deployment) -> Vec<(String, String)> {
     let mask = |text: &str| {
         let mut out = String::new();
@@ -363,7 +364,7 @@ pub fn masked_files(d: &Deployment) -> Vec<(String, String)> {
     };
     d.snapshot()
         .into_iter()
-        .filter(|(p, _)| !p.ends_with("cellsctl.yaml"))
+        .filter(|(p, _)| !p.ends_with("cellsctl.yaml") && !p.ends_with("cellsctl.lock"))
         .map(|(p, bytes)| {
             let rel = p
                 .strip_prefix(d.root())

@@ -1,6 +1,6 @@
 //! What makes it pleasant in a terminal and in automation: help, completions,
 //! the man page, JSON output, colour only where it belongs, -v/--quiet, and
-//! --restart-services.
+//! --restart-services refused below another root.
 
 use crate::common::*;
 use sha2::Digest;
@@ -134,9 +134,15 @@ fn json_describes_what_was_written() {
         let path = f["path"].as_str().expect("path");
         let bytes = std::fs::read(d.path(path)).expect("written");
         assert_eq!(f["action"], "create", "{path}");
+        // The hash of a file holding secrets would let anyone with the log
+        // test guesses of the passwords offline: it is not told.
+        let secret = ["install.yml", "ca.key", "cells.key"]
+            .iter()
+            .any(|name| path.ends_with(name));
+        let sha256 = format!("{:x}", sha2::Sha256::digest(&bytes));
         assert_eq!(
             f["sha256"].as_str(),
-            Some(format!("{:x}", sha2::Sha256::digest(&bytes)).as_str()),
+            (!secret).then_some(sha256.as_str()),
             "{path}"
         );
         let mode = std::os::unix::fs::PermissionsExt::mode(
@@ -275,15 +281,9 @@ fn verbose_says_each_step_and_quiet_says_nothing() {
 }
 
 /// A stand-in `systemctl` that records its arguments, one call a line.
-fn fake_systemctl(dir: &std::path::Path, fail_on: Option<&str>) -> std::path::PathBuf {
+fn fake_systemctl(dir: &std::path::Path) -> std::path::PathBuf {
     let log = dir.join("calls");
-    let fail = fail_on
-        .map(|f| format!("[ \"$*\" = \"{f}\" ] && {{ echo 'Job failed' >&2; exit 1; }}\n"))
-        .unwrap_or_default();
-    let script = format!(
-        "#!/bin/sh\necho \"$*\" >> '{}'\n{fail}exit 0\n",
-        log.display()
-    );
+    let script = format!("#!/bin/sh\necho \"$*\" >> '{}'\nexit 0\n", log.display());
     let bin = dir.join("systemctl");
     std::fs::write(&bin, script).expect("write");
     std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755))
@@ -291,61 +291,34 @@ fn fake_systemctl(dir: &std::path::Path, fail_on: Option<&str>) -> std::path::Pa
     log
 }
 
+/// The services of this host run the files below `/`: restarting them
+/// after writing below another root would restart them on the old files.
+/// (The order of the restarts is proven under a real systemd.)
 #[test]
-fn restart_services_runs_the_steps_in_order() {
+fn restart_services_is_refused_below_another_root() {
     let bin = tempfile::tempdir().expect("bin");
-    let log = fake_systemctl(bin.path(), None);
+    let log = fake_systemctl(bin.path());
     let path = format!("{}:/usr/bin:/bin", bin.path().display());
     let d = Deployment::new();
     let mut args = tutorial_args(&d, "2.11.7");
     args.push("--restart-services".into());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let stdout = run_ok(d.cmd("init", &args).env("PATH", &path));
-    // Cells is not started before `cells configure` has used install.yml.
-    assert_eq!(
-        std::fs::read_to_string(&log).expect("calls"),
-        "daemon-reload\nreload caddy\nrestart prometheus\n"
-    );
+    let out = d
+        .cmd("init", &args)
+        .env("PATH", &path)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stdout.contains("ok     systemctl reload caddy")
-            && stdout.contains("skipped systemctl restart cells"),
-        "{stdout}"
+        err.contains("--restart-services: only with --root /"),
+        "{err}"
     );
-
-    std::fs::remove_file(d.path("/etc/cells/install.yml")).expect("rm");
-    std::fs::remove_file(&log).expect("rm");
-    run_ok(
-        d.cmd(
-            "regenerate",
-            &[
-                "--external-url",
-                "https://files.example.org",
-                "--restart-services",
-            ],
-        )
-        .env("PATH", &path),
-    );
-    assert_eq!(
-        std::fs::read_to_string(&log).expect("calls"),
-        "daemon-reload\nrestart cells\nreload caddy\nrestart prometheus\n"
-    );
-    // Nothing changed: nothing restarted.
-    std::fs::remove_file(&log).expect("rm");
-    let stdout = run_ok(
-        d.cmd("regenerate", &["--restart-services"])
-            .env("PATH", &path),
-    );
+    assert!(d.snapshot().is_empty(), "nothing written");
     assert!(!log.exists(), "no systemctl call");
-    assert!(stdout.contains("nothing to restart"), "{stdout}");
-}
 
-#[test]
-fn a_failing_restart_is_named() {
-    let bin = tempfile::tempdir().expect("bin");
-    let log = fake_systemctl(bin.path(), Some("reload caddy"));
-    let path = format!("{}:/usr/bin:/bin", bin.path().display());
     let d = init_tutorial("2.11.7");
-    std::fs::remove_file(d.path("/etc/cells/install.yml")).expect("rm");
+    let before = d.snapshot();
     let out = d
         .cmd(
             "regenerate",
@@ -358,16 +331,7 @@ fn a_failing_restart_is_named() {
         .env("PATH", &path)
         .output()
         .expect("run");
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("`systemctl reload caddy` failed") && err.contains("Job failed"),
-        "{err}"
-    );
-    // It stopped there: prometheus was not restarted.
-    assert_eq!(
-        std::fs::read_to_string(&log).expect("calls"),
-        "daemon-reload\nrestart cells\nreload caddy\n"
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("FAILED systemctl reload caddy"));
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(d.snapshot(), before, "nothing written");
+    assert!(!log.exists(), "no systemctl call");
 }

@@ -10,6 +10,7 @@ mod conveniences;
 mod faults;
 mod hostile;
 
+mod attacks;
 mod cli_errors;
 mod e2e;
 mod live;

@@ -6,17 +6,17 @@ use super::diff::diff_text;
 use super::ApplyOptions;
 use crate::error::Error;
 use crate::plan::{Owner, Plan, PlannedFile, Service};
-use crate::root::{read_optional, read_optional_text, under_root};
+use crate::root::{inspect, read_optional_text, under_root, Found, Identity, MANAGED_FILE_LIMIT};
 use crate::state::{sha256_hex, FileRecord};
 use md5::Md5;
 use sha2::Digest;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Why a file cannot simply be written or removed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Conflict {
     /// Edited by hand since cellsctl wrote it.
     HandEdited,
@@ -24,15 +24,19 @@ pub enum Conflict {
     Unknown,
     /// cellsctl wrote it, the admin deleted it; only `--restore` re-creates it.
     Deleted,
+    /// Something that is not a file cellsctl reads (a symbolic link, a
+    /// FIFO, a directory, a file over the size cap): this says what.
+    NotAFile(String),
 }
 
 impl fmt::Display for Conflict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Conflict::HandEdited => "edited by hand",
-            Conflict::Unknown => "not written by cellsctl",
-            Conflict::Deleted => "deleted by hand",
-        })
+        match self {
+            Conflict::HandEdited => f.write_str("edited by hand"),
+            Conflict::Unknown => f.write_str("not written by cellsctl"),
+            Conflict::Deleted => f.write_str("deleted by hand"),
+            Conflict::NotAFile(what) => write!(f, "{what}, not a file cellsctl wrote"),
+        }
     }
 }
 
@@ -94,9 +98,9 @@ impl Action {
         )
     }
 
-    pub fn conflict(&self) -> Option<Conflict> {
+    pub fn conflict(&self) -> Option<&Conflict> {
         match self {
-            Action::Overwrite(c) | Action::Refused(c) => Some(*c),
+            Action::Overwrite(c) | Action::Refused(c) => Some(c),
             _ => None,
         }
     }
@@ -116,6 +120,12 @@ pub struct Entry {
     pub is_state: bool,
     /// sha256 of the content written (or that would be); `None` for removals.
     pub sha256: Option<String>,
+    /// The file holds secrets: its hash is not told, its backups stay private.
+    pub secret: bool,
+    /// The inode read from disk: owner, mode and backups go to it and no other.
+    pub(super) read: Option<Identity>,
+    /// A backup's mode: the file's, at most the mode cellsctl gives it.
+    pub(super) backup_mode: u32,
 }
 
 /// What would happen, file by file; `execute` fills in backups and cleanup.
@@ -129,6 +139,16 @@ pub struct Decision {
     pub resumed: bool,
     /// Temporary files left by an interrupted run, removed by `execute`.
     pub cleaned_up: Vec<String>,
+    /// Managed directories (or their parents below the root) that someone
+    /// other than root could change: nothing is written into them.
+    pub unsafe_dirs: Vec<UnsafeDir>,
+}
+
+/// A directory cellsctl will not write into, and why.
+#[derive(Clone, Debug)]
+pub struct UnsafeDir {
+    pub path: PathBuf,
+    pub why: String,
 }
 
 impl Decision {
@@ -150,34 +170,51 @@ impl Decision {
             .any(|e| !e.is_state && e.action != Action::Unchanged)
     }
 
-    /// Why nothing may be written, if a conflict stops the run.
+    /// Why nothing may be written, if a conflict or a directory stops the run.
     pub fn refusal(&self, root: &Path) -> Option<Refusal> {
         let conflicts: Vec<Entry> = self
             .entries()
             .filter(|e| e.action.conflict().is_some())
             .cloned()
             .collect();
-        conflicts
+        let refused = conflicts
             .iter()
-            .any(|e| matches!(e.action, Action::Refused(_)))
-            .then(|| Refusal {
-                root: root.to_path_buf(),
-                conflicts,
-            })
+            .any(|e| matches!(e.action, Action::Refused(_)));
+        (refused || !self.unsafe_dirs.is_empty()).then(|| Refusal {
+            root: root.to_path_buf(),
+            conflicts,
+            dirs: self.unsafe_dirs.clone(),
+        })
     }
 }
 
-/// Files changed outside cellsctl, which stop the run before its first
-/// write: each with what cellsctl would write instead.
+/// Files changed outside cellsctl (each with what cellsctl would write
+/// instead), or directories others could change: the run stops before its
+/// first write.
 #[derive(Debug)]
 pub struct Refusal {
     pub root: PathBuf,
     pub conflicts: Vec<Entry>,
+    pub dirs: Vec<UnsafeDir>,
 }
 
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let is = |e: &Entry, c: Conflict| e.action.conflict() == Some(c);
+        if !self.dirs.is_empty() {
+            writeln!(
+                f,
+                "refusing to write into directories that someone other than root can change (nothing was written):"
+            )?;
+            for d in &self.dirs {
+                writeln!(f, "  {}: {}", d.path.display(), d.why)?;
+            }
+            f.write_str("Give each to root and let only root write it (chown root:root DIR; chmod go-w DIR), then re-run.")?;
+            if self.conflicts.is_empty() {
+                return Ok(());
+            }
+            writeln!(f)?;
+        }
+        let is = |e: &Entry, c: Conflict| e.action.conflict() == Some(&c);
         writeln!(
             f,
             "refusing to overwrite files changed outside cellsctl (nothing was written):"
@@ -233,7 +270,7 @@ impl Ownership {
     }
 
     /// The file's mode: group bits only when its group exists.
-    fn mode(&self, file: &PlannedFile) -> u32 {
+    pub(super) fn mode(&self, file: &PlannedFile) -> u32 {
         let (_, _, group_applied) = self.resolve(&file.owner);
         match file.mode_without_group {
             Some(m) if !group_applied && file.owner.group.is_some() => m,
@@ -243,7 +280,7 @@ impl Ownership {
 }
 
 /// The intent record: `sha256  path` lines, like sha256sum's output.
-pub(super) fn read_intent(path: &Path) -> Result<BTreeMap<String, String>, Error> {
+pub fn read_intent(path: &Path) -> Result<BTreeMap<String, String>, Error> {
     Ok(read_optional_text(path)?
         .unwrap_or_default()
         .lines()
@@ -252,9 +289,15 @@ pub(super) fn read_intent(path: &Path) -> Result<BTreeMap<String, String>, Error
         .collect())
 }
 
+/// dpkg's record of every package: large, but root's own file.
+const DPKG_STATUS_LIMIT: u64 = 64 << 20;
+
 /// The package whose untouched conffile this is, per `var/lib/dpkg/status` below the root.
 fn distro_default(root: &Path, deployment_path: &str, on_disk: &[u8]) -> Option<String> {
-    let status = std::fs::read_to_string(under_root(root, "/var/lib/dpkg/status")).ok()?;
+    let status = match inspect(&under_root(root, "/var/lib/dpkg/status"), DPKG_STATUS_LIMIT) {
+        Ok(Found::Regular(r)) => String::from_utf8(r.bytes).ok()?,
+        _ => return None,
+    };
     let md5 = hex::encode(Md5::digest(on_disk));
     let mut package = None;
     for line in status.lines() {
@@ -268,6 +311,49 @@ fn distro_default(root: &Path, deployment_path: &str, on_disk: &[u8]) -> Option<
         }
     }
     None
+}
+
+/// The directories that hold these deployment paths and their parents below
+/// the root, where someone other than root (or the user cellsctl runs as)
+/// could change them: owned by another user, writable by group or others,
+/// or not a plain directory. One that does not exist yet is created by
+/// cellsctl, as it should be.
+pub fn unsafe_dirs<'a>(root: &Path, paths: impl Iterator<Item = &'a str>) -> Vec<UnsafeDir> {
+    let me = nix::unistd::geteuid().as_raw();
+    let dirs: BTreeSet<&Path> = paths
+        .flat_map(|p| Path::new(p).ancestors().skip(1))
+        .filter(|d| *d != Path::new("/") && !d.as_os_str().is_empty())
+        .collect();
+    dirs.into_iter()
+        .filter_map(|d| {
+            let on_disk = under_root(root, &d.to_string_lossy());
+            let meta = std::fs::symlink_metadata(&on_disk).ok()?;
+            let why = if meta.file_type().is_symlink() {
+                "a symbolic link, not a directory".to_string()
+            } else if !meta.is_dir() {
+                "not a directory".to_string()
+            } else if meta.uid() != 0 && meta.uid() != me {
+                let owner = nix::unistd::User::from_uid(meta.uid().into())
+                    .ok()
+                    .flatten()
+                    .map_or(format!("uid {}", meta.uid()), |u| u.name);
+                format!("owned by {owner}")
+            } else if meta.mode() & 0o022 != 0 {
+                format!(
+                    "writable by {} (mode {:04o})",
+                    if meta.mode() & 0o002 != 0 {
+                        "others"
+                    } else {
+                        "its group"
+                    },
+                    meta.mode() & 0o7777
+                )
+            } else {
+                return None;
+            };
+            Some(UnsafeDir { path: on_disk, why })
+        })
+        .collect()
 }
 
 /// What cellsctl knows about the files it wrote: the state's records, and
@@ -297,8 +383,14 @@ pub fn decide(
         previous,
         intent: read_intent(&under_root(opts.root, opts.intent))?,
     };
+    let managed = plan
+        .files
+        .iter()
+        .map(|f| f.path.as_str())
+        .chain(plan.absent.iter().map(|a| a.path.as_str()));
     let mut decision = Decision {
         resumed: !known.intent.is_empty(),
+        unsafe_dirs: unsafe_dirs(opts.root, managed),
         ..Decision::default()
     };
     for file in &plan.files {
@@ -307,33 +399,48 @@ pub fn decide(
             .push(decide_file(file, &known, &ownership, opts)?);
     }
     for gone in &plan.absent {
-        if !previous.contains_key(&gone.path) {
-            continue;
-        }
-        let target = under_root(opts.root, &gone.path);
-        if let Some(old) = read_optional(&target)? {
-            let action = if known.is_own(&gone.path, &old) {
-                Action::Remove
-            } else {
-                Action::Refused(Conflict::HandEdited)
-            };
-            let mode = std::fs::metadata(&target)
-                .map(|m| m.permissions().mode() & 0o7777)
-                .unwrap_or(0);
-            decision.removals.push(Entry {
-                path: gone.path.clone(),
-                action,
-                mode,
-                diff: String::new(),
-                backup: None,
-                affects: gone.affects.clone(),
-                is_state: false,
-                sha256: None,
-            });
+        if previous.contains_key(&gone.path) {
+            decision
+                .removals
+                .extend(decide_removal(gone, &known, opts)?);
         }
     }
     settle_conflicts(&mut decision, opts.force);
     Ok(decision)
+}
+
+/// A managed file no longer wanted: removed if cellsctl wrote it.
+fn decide_removal(
+    gone: &crate::plan::AbsentFile,
+    known: &Known,
+    opts: &ApplyOptions,
+) -> Result<Option<Entry>, Error> {
+    let target = under_root(opts.root, &gone.path);
+    let (action, mode, read) = match inspect(&target, MANAGED_FILE_LIMIT)? {
+        Found::Missing => return Ok(None),
+        Found::Unusual(what) => (Action::Refused(Conflict::NotAFile(what)), 0, None),
+        Found::Regular(r) if known.is_own(&gone.path, &r.bytes) => {
+            (Action::Remove, r.mode, Some(r.identity))
+        }
+        Found::Regular(r) => (
+            Action::Refused(Conflict::HandEdited),
+            r.mode,
+            Some(r.identity),
+        ),
+    };
+    Ok(Some(Entry {
+        path: gone.path.clone(),
+        action,
+        mode,
+        diff: String::new(),
+        backup: None,
+        affects: gone.affects.clone(),
+        is_state: false,
+        sha256: None,
+        secret: false,
+        read,
+        backup_mode: mode & gone.mode,
+    }))
 }
 
 /// A conflict is overwritten with `--force`, unless any conflict is a
@@ -341,10 +448,10 @@ pub fn decide(
 fn settle_conflicts(decision: &mut Decision, force: bool) {
     let deleted = decision
         .entries()
-        .any(|e| e.action.conflict() == Some(Conflict::Deleted));
+        .any(|e| e.action.conflict() == Some(&Conflict::Deleted));
     let blocking = deleted || !force;
     for e in decision.files.iter_mut().chain(&mut decision.removals) {
-        if let Some(c) = e.action.conflict() {
+        if let Some(c) = e.action.conflict().cloned() {
             e.action = if blocking {
                 Action::Refused(c)
             } else {
@@ -354,50 +461,61 @@ fn settle_conflicts(decision: &mut Decision, force: bool) {
     }
 }
 
-fn decide_file(
+/// What happens to a planned file, given what is on disk.
+fn classify(
     file: &PlannedFile,
+    found: &Found,
     known: &Known,
     ownership: &Ownership,
     opts: &ApplyOptions,
-) -> Result<Entry, Error> {
-    let target = under_root(opts.root, &file.path);
-    let existing = read_optional(&target)?;
-    let mode = ownership.mode(file);
+) -> Action {
     let recorded = known.previous.contains_key(&file.path);
-    let action = match &existing {
-        None if file.is_state || !recorded => Action::Create,
-        None if opts.restore => Action::Restore,
-        None => Action::Refused(Conflict::Deleted),
-        Some(old) if *old == file.contents => {
-            let meta = std::fs::metadata(&target).map_err(|e| Error::io("inspect", &target, e))?;
+    match found {
+        Found::Missing if file.is_state || !recorded => Action::Create,
+        Found::Missing if opts.restore => Action::Restore,
+        Found::Missing => Action::Refused(Conflict::Deleted),
+        Found::Unusual(what) => Action::Refused(Conflict::NotAFile(what.clone())),
+        Found::Regular(r) if r.bytes == file.contents => {
             let (uid, gid, _) = ownership.resolve(&file.owner);
-            let mode_ok = meta.permissions().mode() & 0o7777 == mode;
-            let owner_ok =
-                uid.is_none_or(|u| u == meta.uid()) && gid.is_none_or(|g| g == meta.gid());
+            let mode_ok = r.mode == ownership.mode(file);
+            let owner_ok = uid.is_none_or(|u| u == r.uid) && gid.is_none_or(|g| g == r.gid);
             if mode_ok && owner_ok {
                 Action::Unchanged
             } else {
                 Action::FixPermissions
             }
         }
-        Some(_) if file.is_state => Action::Update,
-        Some(old) if known.is_own(&file.path, old) => Action::Update,
-        Some(_) if recorded => Action::Refused(Conflict::HandEdited),
-        Some(old) => match distro_default(opts.root, &file.path, old) {
+        Found::Regular(_) if file.is_state => Action::Update,
+        Found::Regular(r) if known.is_own(&file.path, &r.bytes) => Action::Update,
+        Found::Regular(_) if recorded => Action::Refused(Conflict::HandEdited),
+        Found::Regular(r) => match distro_default(opts.root, &file.path, &r.bytes) {
             Some(package) => Action::ReplaceDefault { package },
             None => Action::Refused(Conflict::Unknown),
         },
-    };
+    }
+}
+
+fn decide_file(
+    file: &PlannedFile,
+    known: &Known,
+    ownership: &Ownership,
+    opts: &ApplyOptions,
+) -> Result<Entry, Error> {
+    let found = inspect(&under_root(opts.root, &file.path), MANAGED_FILE_LIMIT)?;
+    let action = classify(file, &found, known, ownership, opts);
     let content_changes = !matches!(action, Action::Unchanged | Action::FixPermissions);
-    let diff = if content_changes && !file.is_state {
-        diff_text(
-            &file.path,
-            existing.as_deref(),
-            &file.contents,
-            &file.visibility,
-        )
-    } else {
-        String::new()
+    let diff = match &found {
+        Found::Unusual(what) => format!("  ({}: {what}, not shown)\n", file.path),
+        _ if content_changes && !file.is_state => {
+            diff_text(&file.path, found.bytes(), &file.contents, &file.visibility)
+        }
+        _ => String::new(),
+    };
+    let secret = file.visibility.holds_secrets();
+    let mode = ownership.mode(file);
+    let (read, backup_mode) = match &found {
+        Found::Regular(r) => (Some(r.identity), r.mode & mode & 0o777),
+        Found::Missing | Found::Unusual(_) => (None, 0o600),
     };
     Ok(Entry {
         path: file.path.clone(),
@@ -407,6 +525,9 @@ fn decide_file(
         backup: None,
         affects: file.affects.clone(),
         is_state: file.is_state,
-        sha256: Some(sha256_hex(&file.contents)),
+        sha256: (!secret).then(|| sha256_hex(&file.contents)),
+        secret,
+        read,
+        backup_mode,
     })
 }

@@ -6,12 +6,14 @@ use super::decide::{Action, Decision, Entry, Ownership};
 use super::ApplyOptions;
 use crate::error::Error;
 use crate::plan::{Plan, PlannedDir, PlannedFile};
-use crate::root::under_root;
+use crate::root::{
+    create_dirs, reopen, set_owner_and_mode, under_root, Identity, MANAGED_FILE_LIMIT,
+};
 use crate::state::sha256_hex;
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// An injected failure, to prove that an interrupted run loses nothing.
@@ -21,8 +23,14 @@ pub enum Fault {
     PauseAfter(usize, std::time::Duration),
 }
 
-/// Removes `.cellsctl-*` temporary files an interrupted run left in these directories.
+/// How cellsctl's temporary files start.
+const TEMP_PREFIX: &str = ".cellsctl-";
+
+/// Removes the temporary files an interrupted run left in these directories:
+/// regular files of this user named like cellsctl's own (the lock keeps
+/// every other run away meanwhile).
 fn clean_temp_files(dirs: &BTreeSet<PathBuf>) -> Result<Vec<String>, Error> {
+    let me = nix::unistd::geteuid().as_raw();
     let mut removed = Vec::new();
     for dir in dirs {
         let Ok(entries) = fs::read_dir(dir) else {
@@ -30,11 +38,8 @@ fn clean_temp_files(dirs: &BTreeSet<PathBuf>) -> Result<Vec<String>, Error> {
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            let is_temp = entry
-                .file_name()
-                .to_string_lossy()
-                .starts_with(".cellsctl-")
-                && entry.file_type().is_ok_and(|t| t.is_file());
+            let is_temp = entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX)
+                && fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.uid() == me);
             if is_temp {
                 fs::remove_file(&path).map_err(|e| Error::io("remove the leftover", &path, e))?;
                 removed.push(path.display().to_string());
@@ -103,8 +108,8 @@ pub fn execute(plan: &Plan, decision: &mut Decision, opts: &ApplyOptions) -> Res
     }
     for entry in &mut decision.removals {
         let target = under_root(opts.root, &entry.path);
-        if entry.action.conflict().is_some() {
-            entry.backup = Some(backup(&target, opts.timestamp)?);
+        if let (Some(_), Some(read)) = (entry.action.conflict(), entry.read) {
+            entry.backup = Some(backup(&target, read, entry.backup_mode, opts.timestamp)?);
         }
         fs::remove_file(&target).map_err(|e| Error::io("remove", &target, e))?;
     }
@@ -127,18 +132,33 @@ fn apply_file(
 ) -> Result<bool, Error> {
     let target = under_root(opts.root, &file.path);
     let (uid, gid, _) = ownership.resolve(&file.owner);
-    // What is replaced without being cellsctl's own is kept as a backup.
-    if matches!(
-        entry.action,
-        Action::ReplaceDefault { .. } | Action::Overwrite(_)
-    ) {
-        entry.backup = Some(backup(&target, opts.timestamp)?);
+    // What is replaced without being cellsctl's own is kept as a backup
+    // (a link or FIFO in the file's place has nothing to keep).
+    if let (Action::ReplaceDefault { .. } | Action::Overwrite(_), Some(read)) =
+        (&entry.action, entry.read)
+    {
+        entry.backup = Some(backup(&target, read, entry.backup_mode, opts.timestamp)?);
     }
     match entry.action {
         Action::Unchanged => Ok(false),
-        Action::FixPermissions => set_meta(&target, entry.mode, uid, gid).map(|()| false),
+        Action::FixPermissions => {
+            // The inode that was read, or nothing: never what a swapped path leads to.
+            let same = match entry.read {
+                Some(read) => reopen(&target, read)?,
+                None => None,
+            };
+            let file = same.ok_or_else(|| changed_meanwhile(&target))?;
+            set_owner_and_mode(&file, &target, entry.mode, uid, gid).map(|()| false)
+        }
         _ => write_atomic(&target, &file.contents, entry.mode, uid, gid).map(|()| true),
     }
+}
+
+fn changed_meanwhile(path: &Path) -> Error {
+    Error::runtime(format!(
+        "{} changed while cellsctl was running; nothing was done to it, run cellsctl again",
+        path.display()
+    ))
 }
 
 fn inject_fault(fault: Option<Fault>, written: usize) -> Result<(), Error> {
@@ -154,27 +174,31 @@ fn inject_fault(fault: Option<Fault>, written: usize) -> Result<(), Error> {
     }
 }
 
-/// Creates a missing directory (parents too) with the planned mode and owner; existing ones are left alone.
+/// Creates a missing directory with the planned mode and owner (missing
+/// parents 0755, whatever the umask); existing ones are left alone.
 fn ensure_dir(root: &Path, d: &PlannedDir, ownership: &Ownership) -> Result<(), Error> {
     let target = under_root(root, &d.path);
     if target.is_dir() {
         return Ok(());
     }
-    fs::create_dir_all(&target).map_err(|e| Error::io("create directory", &target, e))?;
-    let (uid, gid, _) = ownership.resolve(&d.owner);
-    set_meta(&target, d.mode, uid, gid)
-}
-
-fn set_meta(path: &Path, mode: u32, uid: Option<u32>, gid: Option<u32>) -> Result<(), Error> {
-    if uid.is_some() || gid.is_some() {
-        std::os::unix::fs::chown(path, uid, gid)
-            .map_err(|e| Error::io("change the owner of", path, e))?;
+    if let Some(parent) = target.parent() {
+        create_dirs(parent, 0o755)?;
     }
-    fs::set_permissions(path, fs::Permissions::from_mode(mode))
-        .map_err(|e| Error::io("set the mode of", path, e))
+    let created = create_dirs(&target, d.mode)?;
+    let (uid, gid, _) = ownership.resolve(&d.owner);
+    if created.is_empty() || (uid.is_none() && gid.is_none()) {
+        return Ok(());
+    }
+    let dir = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_DIRECTORY)
+        .open(&target)
+        .map_err(|e| Error::io("open", &target, e))?;
+    set_owner_and_mode(&dir, &target, d.mode, uid, gid)
 }
 
-/// Temp file in the same directory (created 0600), owner and mode set, fsync, rename, fsync the directory.
+/// Temp file in the same directory (created 0600), owner and mode set
+/// through its descriptor, fsync, rename, fsync the directory.
 fn write_atomic(
     target: &Path,
     contents: &[u8],
@@ -188,7 +212,7 @@ fn write_atomic(
     let mut tmp = create_private_temp(dir)?;
     tmp.write_all(contents)
         .map_err(|e| Error::io("write", tmp.path(), e))?;
-    set_meta(tmp.path(), mode, uid, gid)?;
+    set_owner_and_mode(tmp.as_file(), tmp.path(), mode, uid, gid)?;
     tmp.as_file()
         .sync_all()
         .map_err(|e| Error::io("sync", tmp.path(), e))?;
@@ -203,35 +227,72 @@ fn write_atomic(
 /// into it is never readable by others, even before its final mode is set.
 fn create_private_temp(dir: &Path) -> Result<tempfile::NamedTempFile, Error> {
     tempfile::Builder::new()
-        .prefix(".cellsctl-")
+        .prefix(TEMP_PREFIX)
         .permissions(fs::Permissions::from_mode(0o600))
         .tempfile_in(dir)
         .map_err(|e| Error::io("create a temporary file in", dir, e))
 }
 
-/// Copies `target` to `target.cellsctl-bak.TIMESTAMP` (mode kept), returning the backup's path.
-fn backup(target: &Path, timestamp: &str) -> Result<String, Error> {
-    // Never overwrite an earlier backup (two runs in one second).
-    let mut n = 0u32;
-    let dest = loop {
+/// Copies the inode `read` at `target` to a new file
+/// `target.cellsctl-bak.TIMESTAMP[.N]` with `mode`, returning its path. The
+/// backup is always a new file: an existing name (a file, or a link, even
+/// dangling) is skipped, never written through.
+fn backup(target: &Path, read: Identity, mode: u32, timestamp: &str) -> Result<String, Error> {
+    let mut source = reopen(target, read)?.ok_or_else(|| changed_meanwhile(target))?;
+    for n in 0..1000u32 {
         let mut name = target.as_os_str().to_owned();
         name.push(format!(".cellsctl-bak.{timestamp}"));
         if n > 0 {
             name.push(format!(".{n}"));
         }
         let candidate = PathBuf::from(name);
-        if !candidate.exists() {
-            break candidate;
-        }
-        n += 1;
-    };
-    fs::copy(target, &dest).map_err(|e| Error::io("back up", target, e))?;
-    Ok(dest.display().to_string())
+        let created = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&candidate);
+        let mut copy = match created {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::io("back up", target, e)),
+        };
+        // Exactly `mode`: the umask may only have narrowed it.
+        copy.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io("set the mode of", &candidate, e))?;
+        std::io::copy(&mut (&mut source).take(MANAGED_FILE_LIMIT), &mut copy)
+            .and_then(|_| copy.sync_all())
+            .map_err(|e| Error::io("back up", target, e))?;
+        return Ok(candidate.display().to_string());
+    }
+    Err(Error::runtime(format!(
+        "no free backup name next to {}",
+        target.display()
+    )))
 }
 
 #[cfg(test)]
 mod temp_file_tests {
     use super::*;
+
+    /// A backup is always a new file: a name taken by a dangling link is
+    /// skipped, and nothing is written where the link points.
+    #[test]
+    fn a_backup_never_writes_through_a_link() {
+        let dir = tempfile::tempdir().expect("dir");
+        let target = dir.path().join("Caddyfile");
+        fs::write(&target, "edited\n").expect("write");
+        let victim = dir.path().join("cron-entry");
+        let taken = dir.path().join("Caddyfile.cellsctl-bak.20261130T000000Z");
+        std::os::unix::fs::symlink(&victim, &taken).expect("symlink");
+        let read = crate::root::Identity::of(&fs::metadata(&target).expect("meta"));
+        let made = backup(&target, read, 0o640, "20261130T000000Z").expect("backup");
+        assert!(made.ends_with(".cellsctl-bak.20261130T000000Z.1"), "{made}");
+        assert!(!victim.exists(), "written through the link");
+        assert_eq!(fs::read_to_string(&made).expect("read"), "edited\n");
+        let mode = fs::metadata(&made).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640);
+    }
 
     #[test]
     fn temp_files_are_private_from_creation() {

@@ -9,7 +9,9 @@ mod decide;
 mod diff;
 mod execute;
 
-pub use decide::{decide, Action, Conflict, Decision, Entry, Refusal};
+pub use decide::{
+    decide, read_intent, unsafe_dirs, Action, Conflict, Decision, Entry, Refusal, UnsafeDir,
+};
 pub use diff::diff_text;
 #[cfg(test)]
 pub(crate) use diff::shown;

@@ -106,11 +106,17 @@ impl Outcome {
     }
 }
 
-/// Every file the state records, against the disk.
+/// Every file the state records, against the disk. Only paths cellsctl
+/// manages count: a state naming another (say `/../../etc/shadow`) is not
+/// followed there.
 pub fn drift(root: &Path, state: &State) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut any_drift = false;
-    for (path, rec) in &state.files {
+    let managed = state
+        .files
+        .iter()
+        .filter(|(path, _)| paths::MANAGED.contains(&path.as_str()));
+    for (path, rec) in managed {
         let target = under_root(root, path);
         match std::fs::read(&target) {
             Ok(bytes) if sha256_hex(&bytes) == rec.sha256 => {}
@@ -313,6 +319,67 @@ pub fn prometheus_targets(root: &Path, a: &Answers) -> Vec<Finding> {
     out
 }
 
+/// The directories of the managed files, and their parents below the root,
+/// can be changed by root alone.
+pub fn directories(root: &Path, state: &State) -> Vec<Finding> {
+    let managed = state
+        .files
+        .keys()
+        .map(String::as_str)
+        .filter(|p| paths::MANAGED.contains(p))
+        .chain([paths::STATE]);
+    let found = crate::apply::unsafe_dirs(root, managed);
+    if found.is_empty() {
+        return vec![finding(
+            "directories",
+            Status::Pass,
+            "only root can change the directories of the managed files",
+        )];
+    }
+    found
+        .into_iter()
+        .map(|d| {
+            finding(
+                format!("directory {}", d.path.display()),
+                Status::Fail,
+                format!(
+                    "{}; cellsctl refuses to write there: chown root:root, chmod go-w",
+                    d.why
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Backups `--force` left of files that hold secrets.
+pub fn secret_backups(root: &Path) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for path in [paths::INSTALL_YML, paths::CA_KEY, paths::CELLS_KEY] {
+        let file = under_root(root, path);
+        let (Some(dir), Some(name)) = (file.parent(), file.file_name()) else {
+            continue;
+        };
+        let prefix = format!("{}.cellsctl-bak.", name.to_string_lossy());
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let backup = entry.path();
+                out.push(finding(
+                    format!("backup {}", backup.display()),
+                    Status::Warn,
+                    format!(
+                        "a copy of a file that holds secrets (passwords or a private key); delete it once you no longer need it: rm {}",
+                        backup.display()
+                    ),
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// `--public-tls custom`: Caddy can serve the admin's certificate and key.
 pub fn public_certificate(root: &Path, a: &Answers) -> Vec<Finding> {
     let PublicTls::Custom { cert, key } = &a.public_tls else {
@@ -339,6 +406,8 @@ pub fn run_all(root: &Path, state: &State, now: OffsetDateTime) -> Vec<Finding> 
     findings.extend(certificates(root, &state.answers, now));
     findings.extend(public_certificate(root, &state.answers));
     findings.extend(permissions(root, state));
+    findings.extend(directories(root, state));
+    findings.extend(secret_backups(root));
     findings.extend(prometheus_targets(root, &state.answers));
     findings.extend(validators(root, state));
     findings

@@ -32,7 +32,7 @@ pub fn run(args: &CheckArgs, now: OffsetDateTime) -> Result<(), Error> {
 /// `regenerate` would. A file whose only difference is what cellsctl reads
 /// back from it (install.yml's passwords) is a warning: regenerate keeps it.
 fn explain_drift(root: &Path, state: &State, now: OffsetDateTime, findings: &mut [Finding]) {
-    let Ok(prepared) = prepare(root, &Given::default(), Some(state), now) else {
+    let Ok(prepared) = prepare(root, &Given::default(), Some(state), false, now) else {
         return;
     };
     let options = ApplyOptions {

@@ -7,6 +7,7 @@ use crate::cli::{CommonArgs, GenerateArgs};
 use crate::error::Error;
 use crate::inputs::install::{self, InstallPlan};
 use crate::inputs::Given;
+use crate::lock;
 use crate::prepare::{prepare, Prepared};
 use crate::render::paths;
 use crate::report::{self, Context, HostFacts, Run, Setup};
@@ -29,27 +30,26 @@ pub fn run(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), E
     let common = &args.common;
     ui::configure(common.quiet, common.verbose);
     let root = common.root.as_path();
-    if root.exists() && !root.is_dir() {
-        return Err(Error::usage(format!(
-            "--root: {} is not a directory",
-            root.display()
-        )));
-    }
+    flags_fit_the_root(common, root)?;
+    // One writing run at a time, from before the state is read. On a fresh
+    // root the lock is taken just before the first write (a cancelled run
+    // leaves no trace).
+    let mut lock = match common.dry_run || !lock::has_place(root) {
+        true => None,
+        false => Some(lock::acquire(root)?),
+    };
     let saved = match mode {
         Mode::Init => state::load(root)?,
         Mode::Regenerate => Some(state::require(root)?),
     };
     let mut prompter = asks_questions(common, mode).then(TerminalPrompter::new);
     let given = gather(args, root, saved.as_ref(), prompter.as_mut())?;
-    let prepared = prepare(root, &given, saved.as_ref(), now)?;
+    let mut prepared = prepare(root, &given, saved.as_ref(), common.force, now)?;
+    let blocked = prepared.blocked.take();
     let timestamp = backup_timestamp(now);
     let options = ApplyOptions {
-        root,
-        force: common.force,
-        restore: common.restore,
-        timestamp: &timestamp,
-        intent: paths::INTENT,
         fault: fault_from_env()?,
+        ..apply_options(common, &timestamp)
     };
     let previous = saved.as_ref().map(|s| s.files.clone()).unwrap_or_default();
     if let (Some(p), false) = (prompter.as_mut(), common.dry_run) {
@@ -63,14 +63,13 @@ pub fn run(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), E
     let mut decision = apply::decide(&prepared.plan, &previous, &options)?;
     let refusal = decision.refusal(root);
     if refusal.is_none() && !common.dry_run {
-        // A missing root is created only now: a refused, cancelled or dry
-        // run leaves no trace.
-        if !root.exists() {
-            std::fs::create_dir_all(root)
-                .map_err(|e| Error::io("create the --root directory", root, e))?;
-        }
-        ui::writing_started();
-        apply::execute(&prepared.plan, &mut decision, &options)?;
+        write(
+            &prepared,
+            &mut decision,
+            &options,
+            &mut lock,
+            saved.is_some(),
+        )?;
     }
     let host = host_facts(root, &prepared);
     let restarts = restart(common, &decision, refusal.is_some(), host);
@@ -90,8 +89,71 @@ pub fn run(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), E
     if let Some(refusal) = refusal {
         return Err(Error::Refused(refusal));
     }
+    if let Some(e) = blocked {
+        return Err(e);
+    }
     ui::step("done");
+    drop(lock);
     restarts.1.map_or(Ok(()), Err)
+}
+
+/// `--root` is a directory (or not there yet); `--restart-services` only
+/// with the root whose files this host's services run.
+fn flags_fit_the_root(common: &CommonArgs, root: &Path) -> Result<(), Error> {
+    if root.exists() && !root.is_dir() {
+        return Err(Error::usage(format!(
+            "--root: {} is not a directory",
+            root.display()
+        )));
+    }
+    if common.restart_services && !is_system_root(root) {
+        return Err(Error::usage(format!(
+            "--restart-services: only with --root / (the services of this host run the files below /, not those below {}); copy the files into place, then restart",
+            root.display()
+        )));
+    }
+    Ok(())
+}
+
+fn apply_options<'a>(common: &'a CommonArgs, timestamp: &'a str) -> ApplyOptions<'a> {
+    ApplyOptions {
+        root: common.root.as_path(),
+        force: common.force,
+        restore: common.restore,
+        timestamp,
+        intent: paths::INTENT,
+        fault: None,
+    }
+}
+
+/// Writes what was decided, under the lock. A missing root is created only
+/// now: a refused, cancelled or dry run leaves no trace.
+fn write(
+    prepared: &Prepared,
+    decision: &mut Decision,
+    options: &ApplyOptions,
+    lock: &mut Option<lock::Lock>,
+    had_state: bool,
+) -> Result<(), Error> {
+    let root = options.root;
+    if !root.exists() {
+        crate::root::create_dirs(root, 0o755)?;
+    }
+    if lock.is_none() {
+        *lock = Some(lock::acquire(root)?);
+        if !had_state && state::load(root)?.is_some() {
+            return Err(Error::runtime(
+                "another cellsctl run set this root up meanwhile; nothing was written, run again",
+            ));
+        }
+    }
+    ui::writing_started();
+    apply::execute(&prepared.plan, decision, options)
+}
+
+/// Whether `root` is this host's `/`.
+fn is_system_root(root: &Path) -> bool {
+    std::fs::canonicalize(root).is_ok_and(|r| r == Path::new("/"))
 }
 
 /// `init` on a terminal asks for what flags, env and state left open.

@@ -5,7 +5,7 @@
 
 use crate::error::Error;
 use crate::render::{paths, InstallSecrets};
-use crate::root::{read_optional_text, under_root};
+use crate::root::{inspect, under_root, Found};
 use crate::secrets::{GivenSecrets, Secret, SecretKind};
 use crate::state::State;
 use std::path::Path;
@@ -16,13 +16,15 @@ pub enum InstallPlan {
     Write(InstallSecrets),
     /// Used and deleted by the admin: never re-created.
     Consumed,
+    /// Left as it is in this run (it cannot be read).
+    Untouched,
 }
 
 impl InstallPlan {
     pub fn secrets(&self) -> Option<&InstallSecrets> {
         match self {
             InstallPlan::Write(s) => Some(s),
-            InstallPlan::Consumed => None,
+            InstallPlan::Consumed | InstallPlan::Untouched => None,
         }
     }
 }
@@ -34,6 +36,53 @@ pub fn needs_secrets(root: &Path, saved: Option<&State>) -> bool {
     !recorded && !under_root(root, paths::INSTALL_YML).exists()
 }
 
+/// install.yml is about 1 KiB; it belongs to the Cells user, who could
+/// make it anything, so only this much is read.
+const INSTALL_YML_LIMIT: u64 = 64 << 10;
+
+/// Flow brackets nested deeper than this make YAML parsing slow (quadratic);
+/// the file cellsctl writes has none outside quoted values.
+const MAX_BRACKET_DEPTH: usize = 8;
+
+/// The deepest nesting of `[` and `{` outside quotes.
+fn bracket_depth(text: &str) -> usize {
+    let (mut depth, mut deepest, mut quote) = (0usize, 0usize, None);
+    for c in text.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '[' | '{') => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            (None, ']' | '}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// install.yml's text, `None` when it is not there; an error naming it when
+/// it is something else than the small file cellsctl wrote.
+fn read_install_yml(path: &Path) -> Result<Option<String>, Error> {
+    let unreadable = |why: String| Error::InstallUnreadable {
+        path: path.display().to_string(),
+        why,
+    };
+    let bytes = match inspect(path, INSTALL_YML_LIMIT)? {
+        Found::Missing => return Ok(None),
+        Found::Unusual(what) => return Err(unreadable(format!("it is {what}"))),
+        Found::Regular(r) => r.bytes,
+    };
+    let text = String::from_utf8(bytes).map_err(|_| unreadable("it is not UTF-8 text".into()))?;
+    let depth = bracket_depth(&text);
+    if depth > MAX_BRACKET_DEPTH {
+        return Err(unreadable(format!("it nests brackets {depth} deep")));
+    }
+    Ok(Some(text))
+}
+
 pub fn plan(
     root: &Path,
     given: &GivenSecrets,
@@ -43,7 +92,7 @@ pub fn plan(
     let db = given.read(SecretKind::Database)?;
     let path = under_root(root, paths::INSTALL_YML);
     let recorded = saved.is_some_and(|s| s.files.contains_key(paths::INSTALL_YML));
-    match read_optional_text(&path)? {
+    match read_install_yml(&path)? {
         Some(text) => {
             let (on_disk_admin, on_disk_db) =
                 match crate::render::cells_install::secrets_from_existing(&text) {
@@ -78,5 +127,17 @@ pub fn plan(
                     .collect(),
             )),
         },
+    }
+}
+
+#[cfg(test)]
+mod install_yml_tests {
+    use super::*;
+
+    #[test]
+    fn brackets_are_counted_outside_quotes() {
+        assert_eq!(bracket_depth("a: 1\nb: [x, {y: z}]\n"), 2);
+        assert_eq!(bracket_depth("frontendpassword: '[[[[[[[[[[[['\n"), 0);
+        assert_eq!(bracket_depth(&"[".repeat(100_000)), 100_000);
     }
 }

@@ -11,8 +11,8 @@ pub mod layer;
 pub use layer::{Combine, Fallback, Field, Layer};
 
 use crate::answers::{
-    Answers, CellsRuntime, Database, ExternalUrl, Prometheus, PublicTls, PublicTlsMode, Scheme,
-    Toggle,
+    AbsPath, Answers, CellsRuntime, Database, ExternalUrl, Prometheus, PublicTls, PublicTlsMode,
+    Scheme, Toggle,
 };
 use crate::cli::AnswerArgs;
 use crate::error::Error;
@@ -133,8 +133,10 @@ pub fn resolve(root: &Path, given: &Given, saved: Option<&State>) -> Result<Reso
         caddy_version: caddy.version(),
         cellsctl_binary: defaulted(merged.cellsctl_binary.clone(), Field::CellsctlBinary)?,
     };
+    working_dir_is_its_own(&answers.cells.working_dir)?;
     let mut notes: Vec<String> = caddy_note.into_iter().collect();
     notes.extend(plain_http_prometheus(&answers));
+    notes.extend(weak_bcrypt(&answers));
     notes.extend(crate::public_cert::warning(root, &answers));
     Ok(Resolved {
         answers,
@@ -299,5 +301,43 @@ fn prometheus_flags_need_prometheus(flags: &Layer, secrets: &GivenSecrets) -> Re
 fn plain_http_prometheus(a: &Answers) -> Option<String> {
     (a.prometheus.is_some() && a.public_tls == PublicTls::Off).then(|| {
         "with --public-tls off, the Prometheus password crosses the network in clear text (basic auth over plain HTTP); prefer acme, internal or custom".to_string()
+    })
+}
+
+/// The Cells working dir is given to the Cells user: it must not be, hold
+/// or lie inside a directory where cellsctl writes files as root (that
+/// would hand the user install.yml's directory, the TLS keys, or a drop-in
+/// directory of a root service).
+fn working_dir_is_its_own(wd: &AbsPath) -> Result<(), Error> {
+    let wd_path = Path::new(wd.as_str());
+    for file in crate::render::paths::MANAGED {
+        let Some(dir) = Path::new(file).parent() else {
+            continue;
+        };
+        let relation = if wd_path == dir {
+            "is"
+        } else if dir.starts_with(wd_path) {
+            "holds"
+        } else if wd_path.starts_with(dir) {
+            "lies inside"
+        } else {
+            continue;
+        };
+        return Err(Error::usage(format!(
+            "--cells-working-dir: {wd} {relation} {}, where cellsctl writes {file} as root, and the Cells user would own it; choose a directory of its own, like /var/cells",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The hash is in the Caddyfile, which every local user can read.
+fn weak_bcrypt(a: &Answers) -> Option<String> {
+    let p = a.prometheus.as_ref()?;
+    let cost = p.password_hash.cost();
+    (cost < 10).then(|| {
+        format!(
+            "the Prometheus password is hashed with bcrypt cost {cost}; the Caddyfile that holds the hash is readable by every local user, so use a cost of 10 or more (--bcrypt-cost, Caddy's default is 14)"
+        )
     })
 }

@@ -16,7 +16,7 @@ mod properties;
 use crate::answers::{Answers, Prometheus, UpstreamTls};
 use crate::error::Error;
 use crate::pki::Pki;
-use crate::plan::{AbsentFile, Owner, Plan, PlannedDir, PlannedFile, Service, Visibility};
+use crate::plan::{AbsentFile, Hidden, Owner, Plan, PlannedDir, PlannedFile, Service, Visibility};
 use crate::secrets::Secret;
 use std::sync::LazyLock;
 
@@ -36,8 +36,28 @@ pub mod paths {
     pub const PROMETHEUS_DROPIN: &str = "/etc/systemd/system/prometheus.service.d/cellsctl.conf";
     pub const RENEW_SERVICE: &str = "/etc/systemd/system/cellsctl-renew.service";
     pub const RENEW_TIMER: &str = "/etc/systemd/system/cellsctl-renew.timer";
+    /// Held (flock) by a run that writes; created empty, never removed.
+    pub const LOCK: &str = "/etc/cellsctl/cellsctl.lock";
     /// Read, never written: Debian's `ARGS` for prometheus.service.
     pub const PROMETHEUS_DEFAULTS: &str = "/etc/default/prometheus";
+
+    /// Every file cellsctl may write.
+    pub const MANAGED: [&str; 14] = [
+        STATE,
+        INTENT,
+        LOCK,
+        CADDYFILE,
+        CA_CERT,
+        CA_KEY,
+        CELLS_CERT,
+        CELLS_KEY,
+        INSTALL_YML,
+        CELLS_UNIT,
+        PROMETHEUS_CONFIG,
+        PROMETHEUS_DROPIN,
+        RENEW_SERVICE,
+        RENEW_TIMER,
+    ];
 }
 
 /// The admin and database passwords, needed only while install.yml is written.
@@ -134,9 +154,10 @@ fn public_file(path: &str, contents: String, affects: Vec<Service>) -> PlannedFi
     }
 }
 
-fn gone(path: &str, affects: Vec<Service>) -> AbsentFile {
+fn gone(path: &str, mode: u32, affects: Vec<Service>) -> AbsentFile {
     AbsentFile {
         path: path.into(),
+        mode,
         affects,
     }
 }
@@ -164,10 +185,10 @@ pub fn plan(answers: &Answers, inputs: &RenderInputs) -> Result<Plan, Error> {
     match answers.upstream_tls {
         UpstreamTls::Ca => add_pki(&mut plan, answers, inputs.pki)?,
         UpstreamTls::SkipVerify => plan.absent.extend([
-            gone(paths::CA_CERT, vec![Service::Caddy]),
-            gone(paths::CA_KEY, vec![]),
-            gone(paths::CELLS_CERT, vec![Service::Cells]),
-            gone(paths::CELLS_KEY, vec![Service::Cells]),
+            gone(paths::CA_CERT, 0o644, vec![Service::Caddy]),
+            gone(paths::CA_KEY, 0o600, vec![]),
+            gone(paths::CELLS_CERT, 0o644, vec![Service::Cells]),
+            gone(paths::CELLS_KEY, 0o600, vec![Service::Cells]),
         ]),
     }
     if let Some(secrets) = inputs.install_secrets {
@@ -177,9 +198,10 @@ pub fn plan(answers: &Answers, inputs: &RenderInputs) -> Result<Plan, Error> {
     match &answers.prometheus {
         Some(prom) => add_prometheus(&mut plan, answers, prom)?,
         None => plan.absent.extend([
-            gone(paths::PROMETHEUS_CONFIG, vec![Service::Prometheus]),
+            gone(paths::PROMETHEUS_CONFIG, 0o644, vec![Service::Prometheus]),
             gone(
                 paths::PROMETHEUS_DROPIN,
+                0o644,
                 vec![Service::SystemdDaemon, Service::Prometheus],
             ),
         ]),
@@ -199,7 +221,7 @@ fn add_pki(plan: &mut Plan, answers: &Answers, pki: Option<&Pki>) -> Result<(), 
     plan.dirs.push(dir("/etc/cells", 0o755));
     plan.dirs.push(dir("/etc/cells/tls", 0o755));
     let certificate = |path: &str, pem: &str, affects: Vec<Service>| PlannedFile {
-        visibility: Visibility::NotShown("certificate"),
+        visibility: Visibility::NotShown(Hidden::Certificate),
         ..public_file(path, pem.to_string(), affects)
     };
     plan.files.push(certificate(
@@ -209,7 +231,7 @@ fn add_pki(plan: &mut Plan, answers: &Answers, pki: Option<&Pki>) -> Result<(), 
     ));
     plan.files.push(PlannedFile {
         mode: 0o600,
-        visibility: Visibility::NotShown("private key"),
+        visibility: Visibility::NotShown(Hidden::PrivateKey),
         ..public_file(paths::CA_KEY, pki.ca.key_pem.clone(), vec![])
     });
     plan.files.push(certificate(
@@ -225,7 +247,7 @@ fn add_pki(plan: &mut Plan, answers: &Answers, pki: Option<&Pki>) -> Result<(), 
             group: Some(answers.cells.user.to_string()),
         },
         mode_without_group: Some(0o600),
-        visibility: Visibility::NotShown("private key"),
+        visibility: Visibility::NotShown(Hidden::PrivateKey),
         ..public_file(
             paths::CELLS_KEY,
             pki.leaf.key_pem.clone(),
