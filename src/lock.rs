@@ -40,13 +40,24 @@ pub fn has_place(root: &Path) -> bool {
 /// The lock file, opened read-only when it exists (a run with nothing to
 /// change opens nothing for writing), created 0600 when it does not.
 fn open_or_create(path: &Path) -> Result<std::fs::File, Error> {
+    // Not through a link, not waiting on a FIFO: a regular file or nothing.
     let existing = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
         .open(path);
     match existing {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        other => return other.map_err(|e| Error::io("open the lock", path, e)),
+        Err(e) => return Err(Error::io("open the lock", path, e)),
+        Ok(file) => {
+            let meta = file.metadata().map_err(|e| Error::io("inspect", path, e))?;
+            if !meta.is_file() {
+                return Err(Error::runtime(format!(
+                    "{} is not a regular file, so not cellsctl's lock; remove it and run again",
+                    path.display()
+                )));
+            }
+            return Ok(file);
+        }
     }
     if let Some(dir) = path.parent().filter(|d| !d.is_dir()) {
         create_dirs(dir, 0o755)?;
@@ -67,11 +78,18 @@ pub fn acquire(root: &Path) -> Result<Lock, Error> {
     let path = under_root(root, paths::LOCK);
     let mut file = open_or_create(&path)?;
     let deadline = Instant::now() + patience();
+    let mut said = false;
     loop {
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(held) => return Ok(Lock { _held: held }),
             Err((back, nix::errno::Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
-                crate::ui::step("waiting for another cellsctl run to finish");
+                if !said {
+                    crate::ui::say(&format!(
+                        "waiting for another cellsctl run to finish (up to {} s)",
+                        patience().as_secs()
+                    ));
+                    said = true;
+                }
                 file = back;
                 std::thread::sleep(Duration::from_millis(100));
             }

@@ -97,6 +97,9 @@ pub struct PlannedFile {
     pub affects: Vec<Service>,
     /// The state record: never drift-checked, written last.
     pub is_state: bool,
+    /// Key material others build on: `--force` keeps what is on disk rather
+    /// than overwriting it (the renderer planned that very content).
+    pub force_keeps: bool,
 }
 
 /// One directory cellsctl makes sure exists (existing ones keep their mode).

@@ -9,7 +9,7 @@ use crate::inputs::{self, Given, Resolved};
 use crate::pki::{self, CertAndKey, Pki};
 use crate::plan::Plan;
 use crate::render::{self, paths, RenderInputs};
-use crate::root::{inspect, read_optional_text, under_root, Found, MANAGED_FILE_LIMIT};
+use crate::root::{inspect, inspect_following, under_root, Found, MANAGED_FILE_LIMIT};
 use crate::state::sha256_hex;
 use crate::state::{FileRecord, State};
 use crate::ui;
@@ -93,8 +93,9 @@ const KEY_MATERIAL: [&str; 4] = [
 ];
 
 /// install.yml cannot be read: with the saved answers, nothing is planned
-/// but a certificate that is due for renewal (so the weekly timer keeps
-/// Cells reachable) and its record; the run then fails naming install.yml.
+/// but a certificate that is due for renewal (so the one on disk never
+/// expires; Cells loads it when it next restarts) and its record; the run
+/// then fails naming install.yml.
 fn renew_only(
     root: &Path,
     saved: Option<&State>,
@@ -149,8 +150,15 @@ fn prometheus_defaults_leave_the_flags(root: &Path, answers: &Answers) -> Result
         return Ok(());
     }
     let defaults_path = under_root(root, paths::PROMETHEUS_DEFAULTS);
-    let Some(text) = read_optional_text(&defaults_path)? else {
-        return Ok(());
+    let text = match inspect_following(&defaults_path, MANAGED_FILE_LIMIT)? {
+        Found::Regular(r) => String::from_utf8_lossy(&r.bytes).into_owned(),
+        Found::Missing => return Ok(()),
+        Found::Unusual(what) => {
+            return Err(Error::runtime(format!(
+                "{} is {what}; cellsctl reads it to check Prometheus' ARGS",
+                defaults_path.display()
+            )))
+        }
     };
     let clash = render::prometheus::conflicting_default_args(&text);
     if clash.is_empty() {

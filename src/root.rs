@@ -6,8 +6,8 @@
 
 use crate::error::Error;
 use std::io::Read;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
 /// `root` + an absolute deployment path.
 pub fn under_root(root: &Path, deployment_path: &str) -> PathBuf {
@@ -92,9 +92,28 @@ fn open_nofollow(path: &Path) -> std::io::Result<std::fs::File> {
         .open(path)
 }
 
-/// What is at `path`: a regular file of at most `limit` bytes is read.
+/// What is at `path`: a regular file of at most `limit` bytes is read; a
+/// symbolic link is not followed.
 pub fn inspect(path: &Path, limit: u64) -> Result<Found, Error> {
-    let file = match open_nofollow(path) {
+    inspect_opened(path, limit, open_nofollow(path))
+}
+
+/// Like `inspect`, following links: for root's own system files (dpkg's
+/// status, `/etc/default`), which an admin may have laid out with links.
+pub fn inspect_following(path: &Path, limit: u64) -> Result<Found, Error> {
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path);
+    inspect_opened(path, limit, opened)
+}
+
+fn inspect_opened(
+    path: &Path,
+    limit: u64,
+    opened: std::io::Result<std::fs::File>,
+) -> Result<Found, Error> {
+    let file = match opened {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Found::Missing),
         Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
@@ -185,43 +204,94 @@ pub fn set_owner_and_mode(
         .map_err(|e| Error::io("set the mode of", path, e))
 }
 
-/// Creates `dir` and every missing parent with `mode` (not the umask's),
-/// each checked to be a directory and not a link; returns the directories
-/// created, outermost first.
+/// Creates `dir` and every missing parent with `mode` (not the umask's);
+/// returns the directories created, outermost first. The existing part of
+/// the path is taken as the system has it (links followed: `/srv` may lead
+/// to a data disk); each missing level is made inside the one just made,
+/// through its descriptor, so no link swapped in meanwhile is followed.
 pub fn create_dirs(dir: &Path, mode: u32) -> Result<Vec<PathBuf>, Error> {
+    make_dirs(dir, mode, mode, None, None)
+}
+
+/// Like `create_dirs`, the missing parents 0755, and `dir` itself, when
+/// created, given `mode` and this owner through its descriptor.
+pub fn create_dir_owned(
+    dir: &Path,
+    mode: u32,
+    uid: Option<u32>,
+    gid: Option<u32>,
+) -> Result<Vec<PathBuf>, Error> {
+    make_dirs(dir, 0o755, mode, uid, gid)
+}
+
+fn make_dirs(
+    dir: &Path,
+    parents_mode: u32,
+    mode: u32,
+    uid: Option<u32>,
+    gid: Option<u32>,
+) -> Result<Vec<PathBuf>, Error> {
+    use nix::fcntl::{openat, OFlag};
+    use nix::sys::stat::{mkdirat, Mode};
+    let mut existing = dir;
+    let mut missing = Vec::new();
+    while !existing.is_dir() {
+        if let Ok(meta) = std::fs::symlink_metadata(existing) {
+            return Err(Error::runtime(format!(
+                "{} is {}, where a directory should be",
+                existing.display(),
+                kind_of(meta.file_type())
+            )));
+        }
+        let (Some(parent), Some(name)) = (existing.parent(), existing.file_name()) else {
+            return Err(Error::runtime(format!(
+                "{} cannot be created",
+                dir.display()
+            )));
+        };
+        missing.push(name);
+        existing = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+    }
+    let mut parent: std::os::fd::OwnedFd = std::fs::File::open(existing)
+        .map_err(|e| Error::io("open", existing, e))?
+        .into();
+    let mut path = existing.to_path_buf();
     let mut created = Vec::new();
-    let mut path = PathBuf::new();
-    for part in dir.components() {
-        path.push(part);
-        if matches!(part, Component::Prefix(_) | Component::RootDir) {
-            continue;
+    for name in missing.into_iter().rev() {
+        path.push(name);
+        match mkdirat(&parent, name, Mode::S_IRWXU) {
+            Ok(()) => created.push(path.clone()),
+            Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(Error::io("create directory", &path, e.into())),
         }
-        match std::fs::DirBuilder::new().mode(0o700).create(&path) {
-            Ok(()) => {
-                let d = std::fs::OpenOptions::new()
-                    .read(true)
-                    .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_DIRECTORY)
-                    .open(&path)
-                    .map_err(|e| Error::io("open the new directory", &path, e))?;
-                set_owner_and_mode(&d, &path, mode, None, None)?;
-                created.push(path.clone());
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let child = openat(&parent, name, flags, Mode::empty()).map_err(|e| {
+            Error::runtime(format!(
+                "{} is not a directory cellsctl can use ({e})",
+                path.display()
+            ))
+        })?;
+        if created.last() == Some(&path) {
+            let file =
+                std::fs::File::from(child.try_clone().map_err(|e| Error::io("open", &path, e))?);
+            if path == dir {
+                set_owner_and_mode(&file, &path, mode, uid, gid)?;
+            } else {
+                set_owner_and_mode(&file, &path, parents_mode, None, None)?;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let meta =
-                    std::fs::symlink_metadata(&path).map_err(|e| Error::io("inspect", &path, e))?;
-                if !meta.is_dir() {
-                    return Err(Error::runtime(format!(
-                        "{} is {}, where a directory should be",
-                        path.display(),
-                        kind_of(meta.file_type())
-                    )));
-                }
-            }
-            Err(e) => return Err(Error::io("create directory", &path, e)),
         }
+        parent = child;
     }
     Ok(created)
 }
+
+/// The umask is the process's: tests that change it take turns.
+#[cfg(test)]
+pub(crate) static UMASK_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[cfg(test)]
 mod careful_fs_tests {
@@ -284,6 +354,7 @@ mod careful_fs_tests {
     fn directories_get_their_mode_whatever_the_umask() {
         let dir = tempfile::tempdir().unwrap();
         let deep = dir.path().join("a/b/c");
+        let _turn = UMASK_TESTS.lock().unwrap_or_else(|e| e.into_inner());
         let old = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
         let created = create_dirs(&deep, 0o755);
         nix::sys::stat::umask(old);
@@ -295,7 +366,17 @@ mod careful_fs_tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o755, "{d}");
         }
-        std::os::unix::fs::symlink(dir.path(), dir.path().join("link")).unwrap();
-        assert!(create_dirs(&dir.path().join("link/x"), 0o755).is_err());
+        // An existing link is the system's layout (a data disk): followed.
+        std::os::unix::fs::symlink(dir.path().join("a"), dir.path().join("link")).unwrap();
+        assert_eq!(
+            create_dirs(&dir.path().join("link/x"), 0o755)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(dir.path().join("a/x").is_dir());
+        // A file where a directory should be is not.
+        std::fs::write(dir.path().join("file"), "").unwrap();
+        assert!(create_dirs(&dir.path().join("file/x"), 0o755).is_err());
     }
 }

@@ -28,12 +28,19 @@ pub fn commands(services: &BTreeSet<Service>, cells_ready: bool) -> Vec<(Service
 
 /// Runs each command (via `systemctl` on PATH), stopping at the first failure.
 pub fn run(commands: &[(Service, String)]) -> Result<Vec<Step>, (Vec<Step>, Error)> {
+    run_with(commands, std::ffi::OsStr::new("systemctl"))
+}
+
+/// `run`, with this program in the place of `systemctl`.
+fn run_with(
+    commands: &[(Service, String)],
+    systemctl: &std::ffi::OsStr,
+) -> Result<Vec<Step>, (Vec<Step>, Error)> {
     let mut steps = Vec::new();
     for (_, command) in commands {
         crate::ui::step(format!("running {command}"));
-        let mut words = command.split_whitespace();
-        let program = words.next().unwrap_or("systemctl");
-        let result = crate::ui::tool(program).args(words).output();
+        let words = command.split_whitespace().skip(1);
+        let result = crate::ui::tool(systemctl).args(words).output();
         match result {
             Ok(out) if out.status.success() => steps.push(Step {
                 command: command.clone(),
@@ -95,5 +102,39 @@ mod restart_order_tests {
             ]
         );
         assert!(!names(false).iter().any(|c| c.contains("cells")));
+    }
+
+    /// The steps stop at the first that fails, which is named with its reason.
+    #[test]
+    fn a_failing_step_stops_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("calls");
+        let fake = dir.path().join("systemctl");
+        let script = format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\n[ \"$*\" = 'reload caddy' ] && {{ echo 'Job failed' >&2; exit 1; }}\nexit 0\n",
+            log.display()
+        );
+        std::fs::write(&fake, script).unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let all: BTreeSet<Service> = [Service::SystemdDaemon, Service::Caddy, Service::Prometheus]
+            .into_iter()
+            .collect();
+        let Err((steps, e)) = run_with(&commands(&all, true), fake.as_os_str()) else {
+            panic!("the failure is reported")
+        };
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            "daemon-reload\nreload caddy\n"
+        );
+        assert_eq!(
+            steps.iter().map(|s| s.ok).collect::<Vec<_>>(),
+            [true, false]
+        );
+        let why = e.to_string();
+        assert!(
+            why.contains("`systemctl reload caddy` failed") && why.contains("Job failed"),
+            "{why}"
+        );
     }
 }

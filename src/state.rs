@@ -159,6 +159,7 @@ impl State {
             visibility: Visibility::Public,
             affects: vec![],
             is_state: true,
+            force_keeps: false,
         })
     }
 }

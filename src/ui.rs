@@ -29,6 +29,13 @@ pub fn step(message: impl AsRef<str>) {
     }
 }
 
+/// One line on stderr, unless `--quiet`: what the person waits for.
+pub fn say(message: &str) {
+    if !QUIET.load(Ordering::Relaxed) {
+        eprintln!("cellsctl: {message}");
+    }
+}
+
 /// Runs `work` with a spinner on stderr when stderr is a terminal (and not `--quiet`).
 pub fn with_spinner<T>(message: &str, work: impl FnOnce() -> T) -> T {
     step(message);

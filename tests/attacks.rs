@@ -105,6 +105,8 @@ fn the_working_dir_cannot_take_over_a_managed_directory() {
         "/etc",
         "/etc/systemd",
         "/etc/cells/data",
+        "/etc/systemd/system.conf.d",
+        "/usr/local/cells",
     ] {
         let d = Deployment::new();
         open_up(d.root());
@@ -115,18 +117,18 @@ fn the_working_dir_cannot_take_over_a_managed_directory() {
         assert_eq!(status, Some(2), "{wd}: {err}");
         assert!(err.contains("--cells-working-dir"), "{wd}: {err}");
         assert!(d.snapshot().is_empty(), "{wd}: nothing written");
-        // The Cells user has no way into root's directories.
-        let tried = as_user(
-            CELLS_USER,
-            &format!("touch {}/etc/cells/planted", d.root().display()),
-        );
-        assert!(!tried.status.success(), "{wd}: the Cells user wrote there");
     }
-    // The default stays the Cells user's own.
+    // The default stays the Cells user's own, and root's directories root's.
     let d = deployment(&[]);
     let (uid, _) = run_as(CELLS_USER).expect("user");
     assert_eq!(owner(&d.path("/var/cells")), uid);
-    assert_eq!(owner(&d.path("/etc/cells")), 0);
+    for dir in ["/etc/cells", "/etc/cells/tls"] {
+        let tried = as_user(
+            CELLS_USER,
+            &format!("touch {}/planted", d.path(dir).display()),
+        );
+        assert!(!tried.status.success(), "the Cells user wrote into {dir}");
+    }
 }
 
 /// (2, 4) A managed directory the Cells user owns lets it swap install.yml
@@ -243,6 +245,12 @@ fn a_swapped_ca_is_not_adopted_silently() {
     assert_eq!(status, Some(3), "{err}");
     assert!(err.contains("ca.key: edited by hand"), "{err}");
     assert!(err.contains("ca.crt: edited by hand"), "{err}");
+    // The advice says what --force would do with them, and how to start over.
+    assert!(
+        err.contains("--force would keep") && err.contains("--restore"),
+        "{err}"
+    );
+    assert!(!err.contains("--force to overwrite"), "{err}");
     // --force takes them, says so, and signs the Cells certificate with them.
     let stdout = run_ok(&mut d.cmd("regenerate", &["--force"]));
     assert!(stdout.contains("taken as it is (--force)"), "{stdout}");
@@ -302,6 +310,18 @@ fn backups_of_secrets_stay_private() {
 #[test]
 fn install_yml_cannot_make_the_run_read_forever() {
     let Some(_serial) = attack() else { return };
+    // What cellsctl writes itself is always read back, brackets and all.
+    let brackets = Deployment::new();
+    std::fs::write(brackets.secrets.path().join("admin"), "x[[[[[[[[[[1'{{{{\n").expect("write");
+    let mut args = tutorial_args(&brackets, "2.11.7");
+    args.extend(["--cells-user", CELLS_USER].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_ok(&mut brackets.cmd("init", &args));
+    run_ok(&mut brackets.cmd(
+        "regenerate",
+        &["--external-url", "https://files.example.org"],
+    ));
+
     let d = deployment(&[]);
     let install = d.path("/etc/cells/install.yml");
     let managed = |d: &Deployment| {
@@ -333,6 +353,19 @@ fn install_yml_cannot_make_the_run_read_forever() {
         assert_eq!(status, Some(1), "{what}: {err}");
         assert!(err.contains("/etc/cells/install.yml: it "), "{what}: {err}");
         assert_eq!(managed(&d), before, "{what}: nothing written");
+        // `check` reads it no further either: drift, named.
+        let checked = cellsctl()
+            .args(["check", "--root"])
+            .arg(d.root())
+            .env("PATH", "/nonexistent")
+            .output()
+            .expect("check");
+        let text = String::from_utf8_lossy(&checked.stdout);
+        assert_eq!(checked.status.code(), Some(3), "{what}: {text}");
+        assert!(
+            text.contains("FAIL  drift /etc/cells/install.yml"),
+            "{what}: {text}"
+        );
     }
     // 800 days on, the certificate is due: renewed, and nothing else.
     let later = time::OffsetDateTime::now_utc() + time::Duration::days(800);
@@ -364,13 +397,11 @@ fn overlapping_runs_take_turns() {
         &["--external-url", "https://files.example.org"],
     );
     first.env("CELLSCTL_TEST_FAULT", "pause-after:1:3");
-    let first = std::thread::spawn(move || {
-        let out = first.output().expect("run");
-        (out, start.elapsed())
-    });
+    let first = std::thread::spawn(move || first.output().expect("run"));
     // The second starts while the first is paused mid-write.
-    let lock = d.path("/etc/cellsctl/cellsctl.intent");
-    while !lock.exists() && start.elapsed().as_secs() < 10 {
+    let intent = d.path("/etc/cellsctl/cellsctl.intent");
+    while !intent.exists() {
+        assert!(start.elapsed().as_secs() < 20, "the first run never wrote");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let second = d
@@ -380,13 +411,13 @@ fn overlapping_runs_take_turns() {
         )
         .output()
         .expect("run");
-    let second_done = start.elapsed();
-    let (first, first_done) = first.join().expect("first run");
+    let first = first.join().expect("first run");
     assert!(first.status.success(), "{:?}", code(&first));
-    assert!(second.status.success(), "{:?}", code(&second));
+    let (status, err) = code(&second);
+    assert_eq!(status, Some(0), "{err}");
     assert!(
-        second_done >= first_done,
-        "the second run waited for the first"
+        err.contains("waiting for another cellsctl run to finish"),
+        "the second run did not wait: {err}"
     );
     let caddyfile = d.read("/etc/caddy/Caddyfile");
     assert!(

@@ -6,7 +6,9 @@ use super::diff::diff_text;
 use super::ApplyOptions;
 use crate::error::Error;
 use crate::plan::{Owner, Plan, PlannedFile, Service};
-use crate::root::{inspect, read_optional_text, under_root, Found, Identity, MANAGED_FILE_LIMIT};
+use crate::root::{
+    inspect, inspect_following, read_optional_text, under_root, Found, Identity, MANAGED_FILE_LIMIT,
+};
 use crate::state::{sha256_hex, FileRecord};
 use md5::Md5;
 use sha2::Digest;
@@ -126,6 +128,8 @@ pub struct Entry {
     pub(super) read: Option<Identity>,
     /// A backup's mode: the file's, at most the mode cellsctl gives it.
     pub(super) backup_mode: u32,
+    /// `--force` keeps this file as it is on disk (see `PlannedFile`).
+    pub force_keeps: bool,
 }
 
 /// What would happen, file by file; `execute` fills in backups and cleanup.
@@ -231,7 +235,23 @@ impl fmt::Display for Refusal {
         if self.conflicts.iter().any(|e| is(e, Conflict::Deleted)) {
             writeln!(f, "Re-run with --restore to re-create deleted files.")?;
         }
-        if self.conflicts.iter().any(|e| !is(e, Conflict::Deleted)) {
+        let (kept, overwritten): (Vec<&Entry>, Vec<&Entry>) = self
+            .conflicts
+            .iter()
+            .filter(|e| !is(e, Conflict::Deleted))
+            .partition(|e| e.force_keeps);
+        if !kept.is_empty() {
+            let names: Vec<String> = kept
+                .iter()
+                .map(|e| under_root(&self.root, &e.path).display().to_string())
+                .collect();
+            writeln!(
+                f,
+                "--force would keep {} as they are and build on them: do that only if you put them there yourself. To have cellsctl issue new ones instead, delete them and re-run with --restore.",
+                names.join(", ")
+            )?;
+        }
+        if !overwritten.is_empty() {
             f.write_str("Re-run with --force to overwrite edited or unknown files (each is first backed up as FILE.cellsctl-bak.TIMESTAMP), or undo the edits.")?;
         }
         Ok(())
@@ -294,10 +314,11 @@ const DPKG_STATUS_LIMIT: u64 = 64 << 20;
 
 /// The package whose untouched conffile this is, per `var/lib/dpkg/status` below the root.
 fn distro_default(root: &Path, deployment_path: &str, on_disk: &[u8]) -> Option<String> {
-    let status = match inspect(&under_root(root, "/var/lib/dpkg/status"), DPKG_STATUS_LIMIT) {
-        Ok(Found::Regular(r)) => String::from_utf8(r.bytes).ok()?,
-        _ => return None,
-    };
+    let status =
+        match inspect_following(&under_root(root, "/var/lib/dpkg/status"), DPKG_STATUS_LIMIT) {
+            Ok(Found::Regular(r)) => String::from_utf8(r.bytes).ok()?,
+            _ => return None,
+        };
     let md5 = hex::encode(Md5::digest(on_disk));
     let mut package = None;
     for line in status.lines() {
@@ -327,17 +348,26 @@ pub fn unsafe_dirs<'a>(root: &Path, paths: impl Iterator<Item = &'a str>) -> Vec
     dirs.into_iter()
         .filter_map(|d| {
             let on_disk = under_root(root, &d.to_string_lossy());
-            let meta = std::fs::symlink_metadata(&on_disk).ok()?;
-            let why = if meta.file_type().is_symlink() {
-                "a symbolic link, not a directory".to_string()
-            } else if !meta.is_dir() {
-                "not a directory".to_string()
-            } else if meta.uid() != 0 && meta.uid() != me {
-                let owner = nix::unistd::User::from_uid(meta.uid().into())
+            let link = std::fs::symlink_metadata(&on_disk).ok()?;
+            // A link is the layout its owner chose: it must be root's (or
+            // the user's) too, and what it leads to is what is checked.
+            let meta = match link.file_type().is_symlink() {
+                true => std::fs::metadata(&on_disk).ok()?,
+                false => link.clone(),
+            };
+            let foreign = |uid: u32| uid != 0 && uid != me;
+            let name = |uid: u32| {
+                nix::unistd::User::from_uid(uid.into())
                     .ok()
                     .flatten()
-                    .map_or(format!("uid {}", meta.uid()), |u| u.name);
-                format!("owned by {owner}")
+                    .map_or(format!("uid {uid}"), |u| u.name)
+            };
+            let why = if link.file_type().is_symlink() && foreign(link.uid()) {
+                format!("a symbolic link owned by {}", name(link.uid()))
+            } else if !meta.is_dir() {
+                "not a directory".to_string()
+            } else if foreign(meta.uid()) {
+                format!("owned by {}", name(meta.uid()))
             } else if meta.mode() & 0o022 != 0 {
                 format!(
                     "writable by {} (mode {:04o})",
@@ -440,6 +470,7 @@ fn decide_removal(
         secret: false,
         read,
         backup_mode: mode & gone.mode,
+        force_keeps: false,
     }))
 }
 
@@ -529,5 +560,6 @@ fn decide_file(
         secret,
         read,
         backup_mode,
+        force_keeps: file.force_keeps,
     })
 }

@@ -7,7 +7,7 @@ use super::ApplyOptions;
 use crate::error::Error;
 use crate::plan::{Plan, PlannedDir, PlannedFile};
 use crate::root::{
-    create_dirs, reopen, set_owner_and_mode, under_root, Identity, MANAGED_FILE_LIMIT,
+    create_dir_owned, reopen, set_owner_and_mode, under_root, Identity, MANAGED_FILE_LIMIT,
 };
 use crate::state::sha256_hex;
 use std::collections::BTreeSet;
@@ -181,20 +181,8 @@ fn ensure_dir(root: &Path, d: &PlannedDir, ownership: &Ownership) -> Result<(), 
     if target.is_dir() {
         return Ok(());
     }
-    if let Some(parent) = target.parent() {
-        create_dirs(parent, 0o755)?;
-    }
-    let created = create_dirs(&target, d.mode)?;
     let (uid, gid, _) = ownership.resolve(&d.owner);
-    if created.is_empty() || (uid.is_none() && gid.is_none()) {
-        return Ok(());
-    }
-    let dir = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_DIRECTORY)
-        .open(&target)
-        .map_err(|e| Error::io("open", &target, e))?;
-    set_owner_and_mode(&dir, &target, d.mode, uid, gid)
+    create_dir_owned(&target, d.mode, uid, gid).map(|_| ())
 }
 
 /// Temp file in the same directory (created 0600), owner and mode set
@@ -298,6 +286,9 @@ mod temp_file_tests {
     fn temp_files_are_private_from_creation() {
         let dir = tempfile::tempdir().expect("dir");
         // Even with a permissive umask the file starts 0600.
+        let _turn = crate::root::UMASK_TESTS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let old = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
         let tmp = create_private_temp(dir.path());
         nix::sys::stat::umask(old);

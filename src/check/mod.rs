@@ -11,7 +11,7 @@ use crate::answers::{Answers, PublicTls, UpstreamTls};
 use crate::error::Error;
 use crate::pki;
 use crate::render::paths;
-use crate::root::under_root;
+use crate::root::{inspect, read_optional_text, under_root, Found, MANAGED_FILE_LIMIT};
 use crate::state::{sha256_hex, State};
 use serde::Serialize;
 use std::os::unix::fs::PermissionsExt;
@@ -118,25 +118,39 @@ pub fn drift(root: &Path, state: &State) -> Vec<Finding> {
         .filter(|(path, _)| paths::MANAGED.contains(&path.as_str()));
     for (path, rec) in managed {
         let target = under_root(root, path);
-        match std::fs::read(&target) {
-            Ok(bytes) if sha256_hex(&bytes) == rec.sha256 => {}
-            Ok(_) => {
+        // Read as decide reads: no link followed, no FIFO waited on, capped
+        // (install.yml is the Cells user's to make anything of).
+        match inspect(&target, MANAGED_FILE_LIMIT) {
+            Ok(Found::Regular(r)) if sha256_hex(&r.bytes) == rec.sha256 => {}
+            Ok(Found::Regular(_)) => {
                 any_drift = true;
                 out.push(drifted(path, "edited since cellsctl wrote it"));
             }
-            Err(_) if path == paths::INSTALL_YML => {
+            Ok(Found::Missing) if path == paths::INSTALL_YML => {
                 out.push(finding(
                     "install.yml",
                     Status::Pass,
                     "used and deleted, as it should be",
                 ));
             }
-            Err(e) => {
+            Ok(Found::Missing) => {
                 any_drift = true;
+                let e = std::io::Error::from_raw_os_error(nix::libc::ENOENT);
                 out.push(drifted(
                     path,
                     format!("missing ({e}); `cellsctl regenerate --restore` re-creates it"),
                 ));
+            }
+            Ok(Found::Unusual(what)) => {
+                any_drift = true;
+                out.push(drifted(
+                    path,
+                    format!("{what}, not the file cellsctl wrote"),
+                ));
+            }
+            Err(e) => {
+                any_drift = true;
+                out.push(drifted(path, e.to_string()));
             }
         }
     }
@@ -159,8 +173,8 @@ pub fn certificates(root: &Path, a: &Answers, now: OffsetDateTime) -> Vec<Findin
             "skip-verify mode: Cells makes its own certificate",
         )];
     }
-    let read = |p: &str| std::fs::read_to_string(under_root(root, p));
-    let (Ok(ca), Ok(leaf)) = (read(paths::CA_CERT), read(paths::CELLS_CERT)) else {
+    let read = |p: &str| read_optional_text(&under_root(root, p));
+    let (Ok(Some(ca)), Ok(Some(leaf))) = (read(paths::CA_CERT), read(paths::CELLS_CERT)) else {
         return vec![finding(
             "certificates",
             Status::Fail,
@@ -240,7 +254,7 @@ pub fn permissions(root: &Path, state: &State) -> Vec<Finding> {
     ];
     let mut out = Vec::new();
     for path in private.iter().filter(|p| state.files.contains_key(**p)) {
-        let Ok(meta) = std::fs::metadata(under_root(root, path)) else {
+        let Ok(meta) = std::fs::symlink_metadata(under_root(root, path)) else {
             continue;
         };
         let mode = meta.permissions().mode() & 0o777;
@@ -333,7 +347,7 @@ pub fn directories(root: &Path, state: &State) -> Vec<Finding> {
         return vec![finding(
             "directories",
             Status::Pass,
-            "only root can change the directories of the managed files",
+            "only their owner (root, or the user running cellsctl) can change the directories of the managed files",
         )];
     }
     found

@@ -50,7 +50,9 @@ pub fn validators(root: &Path, state: &State) -> Vec<Finding> {
 
 /// The Caddyfile with deployment paths moved below `root`, in a temp dir.
 fn caddyfile_for_validation(root: &Path, dir: &Path) -> std::io::Result<PathBuf> {
-    let text = std::fs::read_to_string(under_root(root, paths::CADDYFILE))?;
+    let text = crate::root::read_optional_text(&under_root(root, paths::CADDYFILE))
+        .map_err(|e| std::io::Error::other(e.to_string()))?
+        .ok_or_else(|| std::io::Error::from_raw_os_error(nix::libc::ENOENT))?;
     let text = if root == Path::new("/") {
         text
     } else {

@@ -31,19 +31,24 @@ pub fn run(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), E
     ui::configure(common.quiet, common.verbose);
     let root = common.root.as_path();
     flags_fit_the_root(common, root)?;
-    // One writing run at a time, from before the state is read. On a fresh
+    // One writing run at a time, from before the state is read; with
+    // questions, from their end (a person may take their time). On a fresh
     // root the lock is taken just before the first write (a cancelled run
     // leaves no trace).
-    let mut lock = match common.dry_run || !lock::has_place(root) {
-        true => None,
-        false => Some(lock::acquire(root)?),
-    };
+    let asks = asks_questions(common, mode);
+    let locks_now = !common.dry_run && lock::has_place(root);
+    let mut lock = (locks_now && !asks)
+        .then(|| lock::acquire(root))
+        .transpose()?;
     let saved = match mode {
         Mode::Init => state::load(root)?,
         Mode::Regenerate => Some(state::require(root)?),
     };
-    let mut prompter = asks_questions(common, mode).then(TerminalPrompter::new);
+    let mut prompter = asks.then(TerminalPrompter::new);
     let given = gather(args, root, saved.as_ref(), prompter.as_mut())?;
+    if locks_now && asks {
+        lock = Some(lock_after_questions(root, saved.as_ref())?);
+    }
     let mut prepared = prepare(root, &given, saved.as_ref(), common.force, now)?;
     let blocked = prepared.blocked.take();
     let timestamp = backup_timestamp(now);
@@ -149,6 +154,18 @@ fn write(
     }
     ui::writing_started();
     apply::execute(&prepared.plan, decision, options)
+}
+
+/// The lock, taken once the questions are answered: the state they were
+/// asked from must still be the one on disk.
+fn lock_after_questions(root: &Path, asked_from: Option<&State>) -> Result<lock::Lock, Error> {
+    let lock = lock::acquire(root)?;
+    if state::load(root)?.as_ref() != asked_from {
+        return Err(Error::runtime(
+            "another cellsctl run changed the saved state while the questions were answered; nothing was written, run again",
+        ));
+    }
+    Ok(lock)
 }
 
 /// Whether `root` is this host's `/`.

@@ -328,8 +328,23 @@ fn working_dir_is_its_own(wd: &AbsPath) -> Result<(), Error> {
             dir.display()
         )));
     }
+    // Nor inside the system's own trees, where a directory the Cells user
+    // owns could be read by root as configuration (say /etc/systemd/system.conf.d).
+    for system in SYSTEM_DIRS {
+        if wd_path.starts_with(system) {
+            return Err(Error::usage(format!(
+                "--cells-working-dir: {wd} lies inside {system}, which holds the system's own files, and the Cells user would own it; choose a directory of its own, like /var/cells"
+            )));
+        }
+    }
     Ok(())
 }
+
+/// Trees of root's where no directory may be handed to the Cells user.
+const SYSTEM_DIRS: [&str; 13] = [
+    "/etc", "/usr", "/boot", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/dev",
+    "/proc", "/sys", "/run",
+];
 
 /// The hash is in the Caddyfile, which every local user can read.
 fn weak_bcrypt(a: &Answers) -> Option<String> {

@@ -151,6 +151,7 @@ fn public_file(path: &str, contents: String, affects: Vec<Service>) -> PlannedFi
         visibility: Visibility::Public,
         affects,
         is_state: false,
+        force_keeps: false,
     }
 }
 
@@ -222,6 +223,7 @@ fn add_pki(plan: &mut Plan, answers: &Answers, pki: Option<&Pki>) -> Result<(), 
     plan.dirs.push(dir("/etc/cells/tls", 0o755));
     let certificate = |path: &str, pem: &str, affects: Vec<Service>| PlannedFile {
         visibility: Visibility::NotShown(Hidden::Certificate),
+        force_keeps: true,
         ..public_file(path, pem.to_string(), affects)
     };
     plan.files.push(certificate(
@@ -232,6 +234,7 @@ fn add_pki(plan: &mut Plan, answers: &Answers, pki: Option<&Pki>) -> Result<(), 
     plan.files.push(PlannedFile {
         mode: 0o600,
         visibility: Visibility::NotShown(Hidden::PrivateKey),
+        force_keeps: true,
         ..public_file(paths::CA_KEY, pki.ca.key_pem.clone(), vec![])
     });
     plan.files.push(certificate(
@@ -248,6 +251,7 @@ fn add_pki(plan: &mut Plan, answers: &Answers, pki: Option<&Pki>) -> Result<(), 
         },
         mode_without_group: Some(0o600),
         visibility: Visibility::NotShown(Hidden::PrivateKey),
+        force_keeps: true,
         ..public_file(
             paths::CELLS_KEY,
             pki.leaf.key_pem.clone(),
