@@ -74,6 +74,20 @@ fn deployment(extra: &[&str]) -> Deployment {
     d
 }
 
+/// `cellsctl check` on this deployment (no validators): exit code and stdout.
+fn check(d: &Deployment) -> (Option<i32>, String) {
+    let out = cellsctl()
+        .args(["check", "--root"])
+        .arg(d.root())
+        .env("PATH", "/nonexistent")
+        .output()
+        .expect("check");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+    )
+}
+
 fn code(out: &std::process::Output) -> (Option<i32>, String) {
     (
         out.status.code(),
@@ -200,14 +214,8 @@ fn directories_others_can_change_are_refused() {
         err.contains("/etc: writable by its group (mode 0775)"),
         "{err}"
     );
-    let checked = cellsctl()
-        .args(["check", "--root"])
-        .arg(d.root())
-        .env("PATH", "/nonexistent")
-        .output()
-        .expect("check");
-    let text = String::from_utf8_lossy(&checked.stdout);
-    assert_eq!(checked.status.code(), Some(1), "{text}");
+    let (checked, text) = check(&d);
+    assert_eq!(checked, Some(1), "{text}");
     assert!(text.contains("FAIL  directory "), "{text}");
 }
 
@@ -291,13 +299,8 @@ fn backups_of_secrets_stay_private() {
     assert_eq!((owner(&backup), mode(&backup)), (0, 0o600));
     let read = as_user(MALLORY, &format!("cat {}", backup.display()));
     assert!(!read.status.success(), "another user read the passwords");
-    let checked = cellsctl()
-        .args(["check", "--root"])
-        .arg(d.root())
-        .env("PATH", "/nonexistent")
-        .output()
-        .expect("check");
-    let text = String::from_utf8_lossy(&checked.stdout);
+    let (checked, text) = check(&d);
+    assert_eq!(checked, Some(0), "a warning, not a failure: {text}");
     assert!(
         text.contains(&format!("WARN  backup {}", backup.display())) && text.contains("rm "),
         "{text}"
@@ -354,14 +357,8 @@ fn install_yml_cannot_make_the_run_read_forever() {
         assert!(err.contains("/etc/cells/install.yml: it "), "{what}: {err}");
         assert_eq!(managed(&d), before, "{what}: nothing written");
         // `check` reads it no further either: drift, named.
-        let checked = cellsctl()
-            .args(["check", "--root"])
-            .arg(d.root())
-            .env("PATH", "/nonexistent")
-            .output()
-            .expect("check");
-        let text = String::from_utf8_lossy(&checked.stdout);
-        assert_eq!(checked.status.code(), Some(3), "{what}: {text}");
+        let (checked, text) = check(&d);
+        assert_eq!(checked, Some(3), "{what}: {text}");
         assert!(
             text.contains("FAIL  drift /etc/cells/install.yml"),
             "{what}: {text}"
