@@ -3,6 +3,7 @@
 //! defaults), never writes.
 
 use crate::answers::{Answers, UpstreamTls};
+use crate::apply::Known;
 use crate::error::Error;
 use crate::inputs::install::{self, InstallPlan};
 use crate::inputs::{self, Given, Resolved};
@@ -55,11 +56,7 @@ pub fn prepare(
     };
     let answers = &resolved.answers;
     prometheus_defaults_leave_the_flags(root, answers)?;
-    let trust = KeyTrust {
-        saved,
-        intent: crate::apply::read_intent(&under_root(root, paths::INTENT))?,
-        force,
-    };
+    let trust = KeyTrust::read(root, saved, force)?;
     let pki = key_material(root, answers, &trust, now)?;
     if pki.is_some() {
         resolved.notes.extend(trust.adopted(root)?);
@@ -107,11 +104,7 @@ fn renew_only(
         return Err(blocked);
     };
     let resolved = inputs::resolve(root, &Given::default(), Some(saved))?;
-    let trust = KeyTrust {
-        saved: Some(saved),
-        intent: crate::apply::read_intent(&under_root(root, paths::INTENT))?,
-        force,
-    };
+    let trust = KeyTrust::read(root, Some(saved), force)?;
     let pki = key_material(root, &resolved.answers, &trust, now)?;
     let mut plan = Plan::default();
     if pki
@@ -179,20 +172,25 @@ fn prometheus_defaults_leave_the_flags(root: &Path, answers: &Answers) -> Result
 /// as a hand edit, like any other file: a CA swapped in by someone else is
 /// never adopted silently.
 struct KeyTrust<'a> {
-    saved: Option<&'a State>,
-    intent: BTreeMap<String, String>,
+    known: Known<'a>,
     force: bool,
 }
 
-impl KeyTrust<'_> {
+/// No state yet: nothing recorded.
+static NOTHING_RECORDED: BTreeMap<String, FileRecord> = BTreeMap::new();
+
+impl<'a> KeyTrust<'a> {
+    fn read(root: &Path, saved: Option<&'a State>, force: bool) -> Result<KeyTrust<'a>, Error> {
+        let previous = saved.map_or(&NOTHING_RECORDED, |s| &s.files);
+        Ok(KeyTrust {
+            known: Known::read(root, paths::INTENT, previous)?,
+            force,
+        })
+    }
+
     /// cellsctl wrote these bytes (or was about to, when a run was cut short).
     fn is_own(&self, path: &str, text: &str) -> bool {
-        let hash = sha256_hex(text.as_bytes());
-        self.intent.get(path) == Some(&hash)
-            || self
-                .saved
-                .and_then(|s| s.files.get(path))
-                .is_some_and(|r| r.sha256 == hash)
+        self.known.is_own(path, text.as_bytes())
     }
 
     fn trusts(&self, path: &str, text: &str) -> bool {

@@ -5,26 +5,28 @@
 //! certificate may legitimately arrive after the render); `check` fails.
 
 use crate::answers::{AbsPath, Answers, Host, PublicTls};
-use crate::root::under_root;
-use std::io::Read;
+use crate::root::{inspect_following, under_root, Found};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 /// Certificate chains and keys are small; anything bigger is not one.
 const LIMIT: u64 = 1 << 20;
 
+/// The admin's file, through links they may have made, but not waiting on
+/// a FIFO and not past the size cap.
 fn read(root: &Path, path: &AbsPath, what: &str) -> Result<Vec<u8>, String> {
     let on_disk = under_root(root, path.as_str());
-    let mut bytes = Vec::new();
-    std::fs::File::open(&on_disk)
-        .and_then(|f| f.take(LIMIT + 1).read_to_end(&mut bytes))
-        .map_err(|e| format!("the {what} {}: {e}", on_disk.display()))?;
-    if bytes.len() as u64 > LIMIT {
-        return Err(format!(
-            "the {what} {} is larger than 1 MiB",
-            on_disk.display()
-        ));
-    }
+    let bytes = match inspect_following(&on_disk, LIMIT) {
+        Ok(Found::Regular(r)) => r.bytes,
+        Ok(Found::Missing) => {
+            let e = std::io::Error::from_raw_os_error(nix::libc::ENOENT);
+            return Err(format!("the {what} {}: {e}", on_disk.display()));
+        }
+        Ok(Found::Unusual(kind)) => {
+            return Err(format!("the {what} {} is {kind}", on_disk.display()))
+        }
+        Err(e) => return Err(format!("the {what}: {e}")),
+    };
     if let Some(why) = caddy_cannot_read(&on_disk) {
         return Err(format!("the {what} {}: {why}", on_disk.display()));
     }

@@ -300,7 +300,7 @@ impl Ownership {
 }
 
 /// The intent record: `sha256  path` lines, like sha256sum's output.
-pub fn read_intent(path: &Path) -> Result<BTreeMap<String, String>, Error> {
+fn read_intent(path: &Path) -> Result<BTreeMap<String, String>, Error> {
     Ok(read_optional_text(path)?
         .unwrap_or_default()
         .lines()
@@ -388,14 +388,26 @@ pub fn unsafe_dirs<'a>(root: &Path, paths: impl Iterator<Item = &'a str>) -> Vec
 
 /// What cellsctl knows about the files it wrote: the state's records, and
 /// what an interrupted run intended to write.
-struct Known<'a> {
+pub struct Known<'a> {
     previous: &'a BTreeMap<String, FileRecord>,
     intent: BTreeMap<String, String>,
 }
 
-impl Known<'_> {
+impl<'a> Known<'a> {
+    /// The records, and the intent record at `intent` below `root`.
+    pub fn read(
+        root: &Path,
+        intent: &str,
+        previous: &'a BTreeMap<String, FileRecord>,
+    ) -> Result<Known<'a>, Error> {
+        Ok(Known {
+            previous,
+            intent: read_intent(&under_root(root, intent))?,
+        })
+    }
+
     /// The file is cellsctl's own, as recorded or as an interrupted run left it.
-    fn is_own(&self, path: &str, bytes: &[u8]) -> bool {
+    pub fn is_own(&self, path: &str, bytes: &[u8]) -> bool {
         let hash = sha256_hex(bytes);
         self.previous.get(path).is_some_and(|r| r.sha256 == hash)
             || self.intent.get(path) == Some(&hash)
@@ -409,10 +421,7 @@ pub fn decide(
     opts: &ApplyOptions,
 ) -> Result<Decision, Error> {
     let ownership = Ownership::detect();
-    let known = Known {
-        previous,
-        intent: read_intent(&under_root(opts.root, opts.intent))?,
-    };
+    let known = Known::read(opts.root, opts.intent, previous)?;
     let managed = plan
         .files
         .iter()

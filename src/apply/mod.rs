@@ -10,7 +10,7 @@ mod diff;
 mod execute;
 
 pub use decide::{
-    decide, read_intent, unsafe_dirs, Action, Conflict, Decision, Entry, Refusal, UnsafeDir,
+    decide, unsafe_dirs, Action, Conflict, Decision, Entry, Known, Refusal, UnsafeDir,
 };
 pub use diff::diff_text;
 #[cfg(test)]

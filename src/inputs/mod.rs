@@ -268,22 +268,17 @@ fn scheme_fits_the_tls_mode(url: &ExternalUrl, tls: &PublicTls) -> Result<(), Er
 
 /// With Prometheus off, its flags have nothing to set: say so rather than ignore them.
 fn prometheus_flags_need_prometheus(flags: &Layer, secrets: &GivenSecrets) -> Result<(), Error> {
+    let field = |f: Field| (flags.is_set(f), f.flag());
     let given: Vec<&str> = [
-        (flags.prometheus_user.is_some(), "--prometheus-user"),
-        (flags.prometheus_listen.is_some(), "--prometheus-listen"),
-        (flags.prometheus_path.is_some(), "--prometheus-path"),
+        field(Field::PrometheusUser),
+        field(Field::PrometheusListen),
+        field(Field::PrometheusPath),
         (
             secrets.prometheus.file.is_some(),
-            "--prometheus-password-file",
+            SecretKind::Prometheus.file_flag(),
         ),
-        (
-            flags.prometheus_password_hash.is_some(),
-            "--prometheus-password-hash",
-        ),
-        (
-            flags.prometheus_targets_file.is_some(),
-            "--prometheus-targets-file",
-        ),
+        field(Field::PrometheusPasswordHash),
+        field(Field::PrometheusTargetsFile),
     ]
     .into_iter()
     .filter_map(|(given, flag)| given.then_some(flag))
