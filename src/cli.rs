@@ -159,6 +159,9 @@ pub struct CommonArgs {
     /// After writing, run the needed systemctl steps in order and report each.
     #[arg(long, conflicts_with = "dry_run")]
     pub restart_services: bool,
+    /// On this server (as root, --root /): also create the Cells user and database, run `cells configure`, start and enable the services, and verify; each step skipped when already done.
+    #[arg(long)]
+    pub provision: bool,
     /// Overwrite hand-edited or unknown files, keeping a backup FILE.cellsctl-bak.TIMESTAMP.
     #[arg(long)]
     pub force: bool,

@@ -21,6 +21,7 @@ pub mod lock;
 pub mod pki;
 pub mod plan;
 pub mod prepare;
+pub mod provision;
 pub mod public_cert;
 pub mod render;
 pub mod report;

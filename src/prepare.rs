@@ -30,6 +30,37 @@ pub struct Prepared {
     pub blocked: Option<Error>,
 }
 
+/// With `--provision`, a used install.yml is written again when Cells has
+/// no configuration (its `pydio.json` was moved away) and both passwords
+/// are given: the way to run `cells configure` anew.
+fn configure_again(
+    root: &Path,
+    given: &Given,
+    answers: &crate::answers::Answers,
+    install: InstallPlan,
+) -> Result<InstallPlan, Error> {
+    let config = crate::provision::cells_config_file(answers.cells.working_dir.as_str());
+    if !given.reconfigure
+        || !matches!(install, InstallPlan::Consumed)
+        || crate::root::under_root(root, &config).exists()
+    {
+        return Ok(install);
+    }
+    use crate::secrets::SecretKind;
+    match (
+        given.secrets.read(SecretKind::Admin)?,
+        given.secrets.read(SecretKind::Database)?,
+    ) {
+        (Some(admin_password), Some(db_password)) => {
+            Ok(InstallPlan::Write(crate::render::InstallSecrets {
+                admin_password,
+                db_password,
+            }))
+        }
+        _ => Ok(install),
+    }
+}
+
 /// `force`: key material on disk that cellsctl did not write is adopted.
 pub fn prepare(
     root: &Path,
@@ -54,6 +85,7 @@ pub fn prepare(
         }
         (Err(e), _) | (_, Err(e)) => return Err(e),
     };
+    let install = configure_again(root, given, &resolved.answers, install)?;
     let answers = &resolved.answers;
     prometheus_defaults_leave_the_flags(root, answers)?;
     let trust = KeyTrust::read(root, saved, force)?;

@@ -17,27 +17,36 @@ pub struct Step {
 
 /// The commands for these services, in order. `cells_ready` is false while
 /// install.yml has not been used yet: restarting Cells then would start it
-/// on an empty working dir.
-pub fn commands(services: &BTreeSet<Service>, cells_ready: bool) -> Vec<(Service, String)> {
+/// on an empty working dir. After a Caddy upgrade Caddy is restarted, not
+/// reloaded: the running process may still be the old release, which
+/// cannot load a Caddyfile rendered for the new one.
+pub fn commands(
+    services: &BTreeSet<Service>,
+    cells_ready: bool,
+    caddy_upgraded: bool,
+) -> Vec<String> {
     services
         .iter()
         .filter(|s| cells_ready || **s != Service::Cells)
-        .map(|s| (*s, s.command().to_string()))
+        .map(|s| match s {
+            Service::Caddy if caddy_upgraded => "systemctl restart caddy".to_string(),
+            s => s.command().to_string(),
+        })
         .collect()
 }
 
 /// Runs each command (via `systemctl` on PATH), stopping at the first failure.
-pub fn run(commands: &[(Service, String)]) -> Result<Vec<Step>, (Vec<Step>, Error)> {
+pub fn run(commands: &[String]) -> Result<Vec<Step>, (Vec<Step>, Error)> {
     run_with(commands, std::ffi::OsStr::new("systemctl"))
 }
 
 /// `run`, with this program in the place of `systemctl`.
 fn run_with(
-    commands: &[(Service, String)],
+    commands: &[String],
     systemctl: &std::ffi::OsStr,
 ) -> Result<Vec<Step>, (Vec<Step>, Error)> {
     let mut steps = Vec::new();
-    for (_, command) in commands {
+    for command in commands {
         crate::ui::step(format!("running {command}"));
         let words = command.split_whitespace().skip(1);
         let result = crate::ui::tool(systemctl).args(words).output();
@@ -90,10 +99,8 @@ mod restart_order_tests {
         ]
         .into_iter()
         .collect();
-        let names =
-            |ready| -> Vec<String> { commands(&all, ready).into_iter().map(|(_, c)| c).collect() };
         assert_eq!(
-            names(true),
+            commands(&all, true, false),
             [
                 "systemctl daemon-reload",
                 "systemctl restart cells",
@@ -101,7 +108,10 @@ mod restart_order_tests {
                 "systemctl restart prometheus"
             ]
         );
-        assert!(!names(false).iter().any(|c| c.contains("cells")));
+        assert!(commands(&all, true, true).contains(&"systemctl restart caddy".to_string()));
+        assert!(!commands(&all, false, false)
+            .iter()
+            .any(|c| c.contains("cells")));
     }
 
     /// The steps stop at the first that fails, which is named with its reason.
@@ -120,7 +130,7 @@ mod restart_order_tests {
         let all: BTreeSet<Service> = [Service::SystemdDaemon, Service::Caddy, Service::Prometheus]
             .into_iter()
             .collect();
-        let Err((steps, e)) = run_with(&commands(&all, true), fake.as_os_str()) else {
+        let Err((steps, e)) = run_with(&commands(&all, true, false), fake.as_os_str()) else {
             panic!("the failure is reported")
         };
         assert_eq!(

@@ -129,7 +129,7 @@ fn json_describes_what_was_written() {
     assert_eq!(doc["dry_run"], false);
     assert_eq!(doc["caddy_version"], "2.11.7");
     let files = doc["files"].as_array().expect("files");
-    assert_eq!(files.len(), 12);
+    assert_eq!(files.len(), 13);
     for f in files {
         let path = f["path"].as_str().expect("path");
         let bytes = std::fs::read(d.path(path)).expect("written");
@@ -334,4 +334,47 @@ fn restart_services_is_refused_below_another_root() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(d.snapshot(), before, "nothing written");
     assert!(!log.exists(), "no systemctl call");
+}
+
+/// `--provision` creates users, databases and services on this host: below
+/// another root it is refused before anything is written or run.
+#[test]
+fn provision_is_refused_below_another_root() {
+    let bin = tempfile::tempdir().expect("bin");
+    let log = fake_systemctl(bin.path());
+    let path = format!("{}:/usr/bin:/bin", bin.path().display());
+    let d = Deployment::new();
+    let mut args = tutorial_args(&d, "2.11.7");
+    args.push("--provision".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = d
+        .cmd("init", &args)
+        .env("PATH", &path)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--provision: only with --root /"), "{err}");
+    assert!(d.snapshot().is_empty(), "nothing written");
+    assert!(!log.exists(), "no systemctl call");
+}
+
+/// Followed to the letter, the printed steps also turn on the certificate
+/// renewal and the Caddy upgrade watcher that init wrote.
+#[test]
+fn next_steps_enable_renewal_and_the_upgrade_watcher() {
+    let d = Deployment::new();
+    let args = tutorial_args(&d, "2.11.7");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let stdout = run_ok(&mut d.cmd("init", &args));
+    let steps = stdout.split("Next steps:").nth(1).expect("next steps");
+    assert!(
+        steps.contains("systemctl enable --now cellsctl-renew.timer cellsctl-caddy-upgrade.path"),
+        "{steps}"
+    );
+    let watcher = d.read("/etc/systemd/system/cellsctl-caddy-upgrade.path");
+    assert!(
+        watcher.contains("PathChanged=/usr/bin/caddy\nUnit=cellsctl-renew.service"),
+        "{watcher}"
+    );
 }

@@ -299,7 +299,7 @@ fn two_fresh_inits_give_the_same_files() {
     let (fa, fb) = (masked_files(&a), masked_files(&b));
     assert_eq!(
         fa.len(),
-        11,
+        12,
         "{:?}",
         fa.iter().map(|(p, _)| p).collect::<Vec<_>>()
     );

@@ -31,6 +31,10 @@ fn tutorial_scenario_snapshots() {
             "cellsctl-renew.timer",
             d.read("/etc/systemd/system/cellsctl-renew.timer")
         );
+        insta::assert_snapshot!(
+            "cellsctl-caddy-upgrade.path",
+            d.read("/etc/systemd/system/cellsctl-caddy-upgrade.path")
+        );
     });
 }
 

@@ -303,8 +303,20 @@ fn systemd_analyze_verifies_the_units() {
         d.read("/etc/systemd/system/cellsctl-renew.timer"),
     )
     .expect("write");
+    let watcher_path = units.path().join("cellsctl-caddy-upgrade.path");
+    std::fs::write(
+        &watcher_path,
+        d.read("/etc/systemd/system/cellsctl-caddy-upgrade.path"),
+    )
+    .expect("write");
 
-    for unit in [&unit_path, &prom_path, &renew_path, &timer_path] {
+    for unit in [
+        &unit_path,
+        &prom_path,
+        &renew_path,
+        &timer_path,
+        &watcher_path,
+    ] {
         let out = Command::new(&analyze)
             .arg("verify")
             .arg(unit)

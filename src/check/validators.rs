@@ -161,17 +161,22 @@ fn promtool_check(promtool: &Path, root: &Path) -> Finding {
 }
 
 fn unit_checks(analyze: &Path) -> Vec<Finding> {
-    [paths::CELLS_UNIT, paths::RENEW_SERVICE, paths::RENEW_TIMER]
-        .into_iter()
-        .map(|unit| {
-            let (ok, text) = run(crate::ui::tool(analyze).arg("verify").arg(unit))
-                .unwrap_or((false, String::new()));
-            let unknown = text.lines().any(|l| l.contains("Unknown"));
-            let check = format!("systemd-analyze verify {unit}");
-            match (ok, unknown) {
-                (true, false) => finding(check, Status::Pass, "valid"),
-                _ => finding(check, Status::Fail, text.trim().to_string()),
-            }
-        })
-        .collect()
+    [
+        paths::CELLS_UNIT,
+        paths::RENEW_SERVICE,
+        paths::RENEW_TIMER,
+        paths::UPGRADE_PATH,
+    ]
+    .into_iter()
+    .map(|unit| {
+        let (ok, text) =
+            run(crate::ui::tool(analyze).arg("verify").arg(unit)).unwrap_or((false, String::new()));
+        let unknown = text.lines().any(|l| l.contains("Unknown"));
+        let check = format!("systemd-analyze verify {unit}");
+        match (ok, unknown) {
+            (true, false) => finding(check, Status::Pass, "valid"),
+            _ => finding(check, Status::Fail, text.trim().to_string()),
+        }
+    })
+    .collect()
 }

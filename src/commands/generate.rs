@@ -9,9 +9,11 @@ use crate::inputs::install::{self, InstallPlan};
 use crate::inputs::Given;
 use crate::lock;
 use crate::prepare::{prepare, Prepared};
+use crate::provision::Provisioner;
 use crate::render::paths;
 use crate::report::{self, Context, HostFacts, Run, Setup};
 use crate::root::under_root;
+use crate::secrets::SecretKind;
 use crate::services::{self, Step};
 use crate::state::{self, State};
 use crate::ui;
@@ -60,26 +62,73 @@ pub fn run(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), E
     if let (Some(p), false) = (prompter.as_mut(), common.dry_run) {
         review(p, &prepared, &previous, &options)?;
     }
+    let session = Session {
+        common,
+        given: &given,
+        saved: saved.as_ref(),
+        previous: &previous,
+        options: &options,
+    };
+    carry_out(&session, &prepared, lock, blocked)
+}
+
+/// What a run was given, for the steps after the answers are settled.
+struct Session<'a> {
+    common: &'a CommonArgs,
+    given: &'a Given,
+    saved: Option<&'a State>,
+    previous: &'a std::collections::BTreeMap<String, state::FileRecord>,
+    options: &'a ApplyOptions<'a>,
+}
+
+/// Decide, (provision,) write, restart, report: the steps after the review.
+fn carry_out(
+    session: &Session,
+    prepared: &Prepared,
+    mut lock: Option<lock::Lock>,
+    blocked: Option<Error>,
+) -> Result<(), Error> {
+    let Session {
+        common,
+        given,
+        saved,
+        previous,
+        options,
+    } = *session;
+    let root = options.root;
+    let caddy_upgraded =
+        saved.is_some_and(|s| s.answers.caddy_version != prepared.resolved.answers.caddy_version);
+    let mut provisioner = provisioner(common, given, prepared)?;
+    if let Some(p) = provisioner.as_mut() {
+        before_files(common, p, prepared, previous, options)?;
+    }
     ui::step(if common.dry_run {
         "comparing with the files on disk (dry run)"
     } else {
         "writing the files that changed"
     });
-    let mut decision = apply::decide(&prepared.plan, &previous, &options)?;
+    let mut decision = apply::decide(&prepared.plan, previous, options)?;
     let refusal = decision.refusal(root);
     if refusal.is_none() && !common.dry_run {
-        write(
-            &prepared,
-            &mut decision,
-            &options,
-            &mut lock,
-            saved.is_some(),
-        )?;
+        if common.restart_services && provisioner.is_none() {
+            restart_guard(prepared, &decision)?;
+        }
+        write(prepared, &mut decision, options, &mut lock, saved.is_some())?;
     }
-    let host = host_facts(root, &prepared);
-    let restarts = restart(common, &decision, refusal.is_some(), host);
+    let provisioned = match (provisioner.as_mut(), &refusal) {
+        (Some(p), None) => {
+            p.files(&decision);
+            p.after_files(&decision, caddy_upgraded).err()
+        }
+        _ => None,
+    };
+    let host = host_facts(root, prepared);
+    let restarts = match provisioner {
+        Some(_) => (Vec::new(), None),
+        None => restart(common, &decision, refusal.is_some(), host, caddy_upgraded),
+    };
     let outcome = Outcome {
-        prepared: &prepared,
+        prepared,
         decision: &decision,
         refusal: refusal.as_ref(),
         restarted: &restarts.0,
@@ -89,17 +138,81 @@ pub fn run(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), E
             Setup::First
         },
         host,
+        provision: provisioner.as_ref(),
     };
     tell(common, root, &outcome)?;
     if let Some(refusal) = refusal {
         return Err(Error::Refused(refusal));
     }
-    if let Some(e) = blocked {
+    if let Some(e) = blocked.or(provisioned) {
         return Err(e);
     }
     ui::step("done");
     drop(lock);
     restarts.1.map_or(Ok(()), Err)
+}
+
+/// With `--provision`: the steps' runner, knowing the Prometheus password
+/// when it was given (verify then logs in).
+fn provisioner<'a>(
+    common: &CommonArgs,
+    given: &Given,
+    prepared: &'a Prepared,
+) -> Result<Option<Provisioner<'a>>, Error> {
+    if !common.provision {
+        return Ok(None);
+    }
+    Ok(Some(Provisioner::new(
+        &prepared.resolved.answers,
+        &prepared.install,
+        &prepared.plan,
+        common.dry_run,
+        given.secrets.read(SecretKind::Prometheus)?,
+    )))
+}
+
+/// Preflight, the Cells user and the database, unless the files would be
+/// refused (that refusal is reported as usual, before anything is done).
+/// A failed step is reported with the steps before it.
+fn before_files(
+    common: &CommonArgs,
+    p: &mut Provisioner,
+    prepared: &Prepared,
+    previous: &std::collections::BTreeMap<String, state::FileRecord>,
+    options: &ApplyOptions,
+) -> Result<(), Error> {
+    let preview = apply::decide(&prepared.plan, previous, options)?;
+    if preview.refusal(options.root).is_some() {
+        return Ok(());
+    }
+    p.before_files().inspect_err(|_| {
+        let text = if common.json {
+            report::provision_json(common.dry_run, &p.steps)
+        } else if common.quiet {
+            String::new()
+        } else {
+            crate::provision::render(&p.steps, &[])
+        };
+        let _ = super::print(&text);
+    })
+}
+
+/// `--restart-services` reloads Caddy: the new Caddyfile must pass the
+/// installed caddy first, or nothing is written (a running Caddy and its
+/// file on disk never disagree).
+fn restart_guard(prepared: &Prepared, decision: &Decision) -> Result<(), Error> {
+    let Ok(caddy) = which::which("caddy") else {
+        return Ok(());
+    };
+    if !decision.changes() {
+        return Ok(());
+    }
+    crate::provision::caddyfile_guard(&caddy, &prepared.plan).map_err(|why| {
+        Error::runtime(format!(
+            "--restart-services: {why}
+  nothing was written; Caddy keeps serving its current site"
+        ))
+    })
 }
 
 /// `--root` is a directory (or not there yet); `--restart-services` only
@@ -110,6 +223,15 @@ fn flags_fit_the_root(common: &CommonArgs, root: &Path) -> Result<(), Error> {
             "--root: {} is not a directory",
             root.display()
         )));
+    }
+    if common.provision && !is_system_root(root) {
+        return Err(Error::usage(format!(
+            "--provision: only with --root / (it creates users, databases and services on this host, not below {}); use --root to render files only",
+            root.display()
+        )));
+    }
+    if common.provision {
+        crate::provision::caddy_on_path()?;
     }
     if common.restart_services && !is_system_root(root) {
         return Err(Error::usage(format!(
@@ -188,7 +310,8 @@ fn gather(
     saved: Option<&State>,
     prompter: Option<&mut TerminalPrompter>,
 ) -> Result<Given, Error> {
-    let given = Given::from_args(&args.answers);
+    let mut given = Given::from_args(&args.answers);
+    given.reconfigure = args.common.provision;
     let Some(prompter) = prompter else {
         return Ok(given);
     };
@@ -249,6 +372,7 @@ fn restart(
     decision: &Decision,
     refused: bool,
     host: HostFacts,
+    caddy_upgraded: bool,
 ) -> (Vec<Step>, Option<Error>) {
     if !common.restart_services || refused {
         return (Vec::new(), None);
@@ -256,6 +380,7 @@ fn restart(
     match services::run(&services::commands(
         &decision.services(),
         host.cells_configured,
+        caddy_upgraded,
     )) {
         Ok(steps) => (steps, None),
         Err((steps, e)) => (steps, Some(e)),
@@ -270,6 +395,7 @@ struct Outcome<'a> {
     restarted: &'a [Step],
     setup: Setup,
     host: HostFacts,
+    provision: Option<&'a Provisioner<'a>>,
 }
 
 /// The report on stdout: JSON, text, or (quiet, or refused) nothing.
@@ -282,13 +408,17 @@ fn tell(common: &CommonArgs, root: &Path, o: &Outcome) -> Result<(), Error> {
         notes: &resolved.notes,
         pki: o.prepared.pki.as_ref(),
         install: &o.prepared.install,
-        run: match (common.dry_run, common.restart_services) {
-            (true, _) => Run::DryRun,
-            (false, false) => Run::Write,
-            (false, true) => Run::WriteAndRestart,
+        run: match (common.dry_run, common.restart_services, common.provision) {
+            (true, _, _) => Run::DryRun,
+            (false, _, true) => Run::Provision,
+            (false, false, false) => Run::Write,
+            (false, true, false) => Run::WriteAndRestart,
         },
         setup: o.setup,
         host: o.host,
+        provision: o
+            .provision
+            .map(|p| (p.steps.as_slice(), p.verified.as_slice())),
     };
     let text = if common.json {
         report::json(o.decision, o.refusal, &ctx, o.restarted)

@@ -1,7 +1,7 @@
 //! `cellsctl verify`: live checks against the deployment in the state (or
 //! `--url`); exit 0 only when all pass.
 
-use crate::answers::{Scheme, UpstreamTls};
+use crate::answers::UpstreamTls;
 use crate::check::{self, Status};
 use crate::cli::VerifyArgs;
 use crate::error::Error;
@@ -9,7 +9,7 @@ use crate::render::paths;
 use crate::root::{read_optional_text, under_root};
 use crate::secrets::{SecretInput, SecretKind};
 use crate::state;
-use crate::verify::{self, PrometheusProbe, Target};
+use crate::verify::{self, Target};
 
 pub fn run(args: &VerifyArgs) -> Result<(), Error> {
     let target = target(args)?;
@@ -62,34 +62,20 @@ fn target(args: &VerifyArgs) -> Result<Target, Error> {
     }
     .read(SecretKind::Prometheus)?;
     let a = state.as_ref().map(|s| &s.answers);
-    let prometheus = a
-        .and_then(|a| a.prometheus.as_ref())
-        .map(|p| PrometheusProbe {
-            path: p.path.to_string(),
-            user: p.user.to_string(),
-            password: password.as_ref().map(|s| s.expose().to_string()),
-        });
-    let upstream = match a {
-        Some(a) if a.upstream_tls == UpstreamTls::Ca => Some((
-            a.bind.dial(),
-            read_optional_text(&under_root(&args.root, paths::CA_CERT))?,
-        )),
-        Some(a) => Some((a.bind.dial(), None)),
-        None => None,
+    let ca = match a {
+        Some(a) if a.upstream_tls == UpstreamTls::Ca => {
+            read_optional_text(&under_root(&args.root, paths::CA_CERT))?
+        }
+        _ => None,
     };
-    Ok(Target {
-        host: url.host.san_form(),
-        authority: url.host_port(),
-        http_host: url.host.url_form(),
-        plain_http: url.scheme == Scheme::Http,
-        port: url.port.unwrap_or(match url.scheme {
-            Scheme::Https => 443,
-            Scheme::Http => 80,
-        }),
-        connect: args.connect,
-        connect_http: args.connect_http,
-        extra_roots,
-        prometheus,
-        upstream,
-    })
+    let mut target = Target::new(
+        &url,
+        a,
+        password.as_ref().map(|s| s.expose().to_string()),
+        ca,
+    );
+    target.connect = args.connect;
+    target.connect_http = args.connect_http;
+    target.extra_roots = extra_roots;
+    Ok(target)
 }

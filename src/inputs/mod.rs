@@ -26,6 +26,9 @@ use std::path::Path;
 pub struct Given {
     pub answers: Layer,
     pub secrets: GivenSecrets,
+    /// `--provision`: a used install.yml may be written again for a Cells
+    /// that lost its configuration.
+    pub reconfigure: bool,
 }
 
 impl Given {
@@ -37,6 +40,7 @@ impl Given {
                 a.admin_password_file.as_deref(),
                 a.db_password_file.as_deref(),
             ),
+            reconfigure: false,
         }
     }
 }

@@ -36,13 +36,17 @@ pub mod paths {
     pub const PROMETHEUS_DROPIN: &str = "/etc/systemd/system/prometheus.service.d/cellsctl.conf";
     pub const RENEW_SERVICE: &str = "/etc/systemd/system/cellsctl-renew.service";
     pub const RENEW_TIMER: &str = "/etc/systemd/system/cellsctl-renew.timer";
+    /// Starts cellsctl-renew.service when the Caddy binary is replaced.
+    pub const UPGRADE_PATH: &str = "/etc/systemd/system/cellsctl-caddy-upgrade.path";
+    /// Where Debian's and Caddy's own packages install Caddy: watched for upgrades.
+    pub const CADDY_BINARY: &str = "/usr/bin/caddy";
     /// Held (flock) by a run that writes; created empty, never removed.
     pub const LOCK: &str = "/etc/cellsctl/cellsctl.lock";
     /// Read, never written: Debian's `ARGS` for prometheus.service.
     pub const PROMETHEUS_DEFAULTS: &str = "/etc/default/prometheus";
 
     /// Every file cellsctl may write.
-    pub const MANAGED: [&str; 14] = [
+    pub const MANAGED: [&str; 15] = [
         STATE,
         INTENT,
         LOCK,
@@ -57,6 +61,7 @@ pub mod paths {
         PROMETHEUS_DROPIN,
         RENEW_SERVICE,
         RENEW_TIMER,
+        UPGRADE_PATH,
     ];
 }
 
@@ -92,6 +97,7 @@ pub mod templates {
         PROMETHEUS_DROPIN = "prometheus-dropin.conf.j2";
         RENEW_SERVICE = "cellsctl-renew.service.j2";
         RENEW_TIMER = "cellsctl-renew.timer.j2";
+        UPGRADE_PATH = "cellsctl-caddy-upgrade.path.j2";
     }
 }
 
@@ -285,7 +291,7 @@ fn add_install_file(
     Ok(())
 }
 
-/// cells.service and the renewal timer with its service.
+/// cells.service, the renewal timer with its service, and the upgrade watcher.
 fn add_units(plan: &mut Plan, answers: &Answers) -> Result<(), Error> {
     plan.files.push(public_file(
         paths::CELLS_UNIT,
@@ -300,6 +306,11 @@ fn add_units(plan: &mut Plan, answers: &Answers) -> Result<(), Error> {
     plan.files.push(public_file(
         paths::RENEW_TIMER,
         systemd::render_renew_timer()?,
+        vec![Service::SystemdDaemon],
+    ));
+    plan.files.push(public_file(
+        paths::UPGRADE_PATH,
+        systemd::render_upgrade_path()?,
         vec![Service::SystemdDaemon],
     ));
     Ok(())

@@ -73,3 +73,18 @@ pub fn render_renew_service(a: &Answers) -> Result<String, Error> {
 pub fn render_renew_timer() -> Result<String, Error> {
     render_template(templates::RENEW_TIMER, ())
 }
+
+#[derive(Serialize)]
+struct UpgradeContext {
+    caddy: &'static str,
+}
+
+/// The path unit that runs the renewal service when Caddy is replaced.
+pub fn render_upgrade_path() -> Result<String, Error> {
+    render_template(
+        templates::UPGRADE_PATH,
+        UpgradeContext {
+            caddy: paths::CADDY_BINARY,
+        },
+    )
+}

@@ -18,6 +18,12 @@ struct JsonReport<'a> {
     /// With --restart-services: what was run and how it went.
     restarted: &'a [Step],
     notes: &'a [String],
+    /// With --provision: each step (name, status, detail).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    provision: &'a [crate::provision::Step],
+    /// With --provision: the verify step's checks.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    verify: &'a [crate::check::Finding],
 }
 
 #[derive(Serialize)]
@@ -57,6 +63,27 @@ pub fn json(
         },
         restarted,
         notes: ctx.notes,
+        provision: ctx.provision.map_or(&[], |p| p.0),
+        verify: ctx.provision.map_or(&[], |p| p.1),
+    };
+    match serde_json::to_string_pretty(&doc) {
+        Ok(text) => text + "\n",
+        Err(e) => format!("{{\"error\": \"{e}\"}}\n"),
+    }
+}
+
+/// A provisioning run stopped before any file was written: its steps.
+pub fn provision_json(dry_run: bool, steps: &[crate::provision::Step]) -> String {
+    #[derive(Serialize)]
+    struct Stopped<'a> {
+        dry_run: bool,
+        files: [(); 0],
+        provision: &'a [crate::provision::Step],
+    }
+    let doc = Stopped {
+        dry_run,
+        files: [],
+        provision: steps,
     };
     match serde_json::to_string_pretty(&doc) {
         Ok(text) => text + "\n",

@@ -6,7 +6,7 @@ mod json;
 mod next_steps;
 mod review;
 
-pub use json::json;
+pub use json::{json, provision_json};
 pub use review::review;
 
 use crate::answers::Answers;
@@ -28,6 +28,8 @@ pub enum Run {
     Write,
     /// `--restart-services`: written, then the services restarted.
     WriteAndRestart,
+    /// `--provision`: written, and the host set up around the files.
+    Provision,
 }
 
 /// Whether this root had a deployment before this run.
@@ -56,6 +58,8 @@ pub struct Context<'a> {
     pub run: Run,
     pub setup: Setup,
     pub host: HostFacts,
+    /// With `--provision`: its steps, and the verify step's checks.
+    pub provision: Option<(&'a [crate::provision::Step], &'a [crate::check::Finding])>,
 }
 
 /// The whole report of a run that wrote (or in a dry run, would write).
@@ -70,6 +74,9 @@ pub fn render(decision: &Decision, ctx: &Context, restarted: &[Step], colours: b
     }
     if !decision.changes() {
         out.push_str("Nothing to change.\n");
+    }
+    if let Some((steps, verified)) = ctx.provision {
+        out.push_str(&crate::provision::render(steps, verified));
     }
     if ctx.run == Run::DryRun {
         return out;

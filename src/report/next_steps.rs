@@ -35,6 +35,10 @@ pub(super) fn restarted(decision: &Decision, ctx: &Context, restarted: &[Step]) 
 
 /// The numbered next steps, or nothing when there are none.
 pub(super) fn render(decision: &Decision, ctx: &Context) -> String {
+    // `--provision` took these steps itself, or stopped naming its fix.
+    if ctx.run == Run::Provision {
+        return String::new();
+    }
     let mut steps: Vec<String> = Vec::new();
     if !ctx.host.cells_user_exists {
         steps.push(create_user(ctx));
@@ -102,7 +106,7 @@ fn install_cells(ctx: &Context) -> [String; 3] {
 /// The systemctl commands to run by hand (none after `--restart-services`).
 fn start_services(decision: &Decision, ctx: &Context) -> Option<String> {
     let commands: Vec<String> = match (ctx.run, ctx.setup) {
-        (Run::WriteAndRestart | Run::DryRun, _) => Vec::new(),
+        (Run::WriteAndRestart | Run::DryRun | Run::Provision, _) => Vec::new(),
         (Run::Write, Setup::First) => {
             let mut c = vec![
                 "systemctl daemon-reload",
@@ -112,6 +116,8 @@ fn start_services(decision: &Decision, ctx: &Context) -> Option<String> {
             if ctx.answers.prometheus.is_some() {
                 c.push("systemctl restart prometheus");
             }
+            // Certificate renewal, and following Caddy upgrades at once.
+            c.push("systemctl enable --now cellsctl-renew.timer cellsctl-caddy-upgrade.path");
             c.into_iter().map(String::from).collect()
         }
         (Run::Write, Setup::Again) => decision

@@ -5,6 +5,7 @@
 
 mod http;
 
+use crate::answers::{Answers, ExternalUrl, Scheme};
 use crate::check::{finding, Finding, Status};
 use base64::Engine;
 use bytes::Bytes;
@@ -43,6 +44,40 @@ pub struct PrometheusProbe {
     pub path: String,
     pub user: String,
     pub password: Option<String>,
+}
+
+impl Target {
+    /// The deployment in these answers (when known) at `url`, resolved by
+    /// DNS; `ca` is cellsctl's CA when Cells' certificate is checked against it.
+    pub fn new(
+        url: &ExternalUrl,
+        a: Option<&Answers>,
+        prometheus_password: Option<String>,
+        ca: Option<String>,
+    ) -> Target {
+        let prometheus = a
+            .and_then(|a| a.prometheus.as_ref())
+            .map(|p| PrometheusProbe {
+                path: p.path.to_string(),
+                user: p.user.to_string(),
+                password: prometheus_password,
+            });
+        Target {
+            host: url.host.san_form(),
+            authority: url.host_port(),
+            http_host: url.host.url_form(),
+            plain_http: url.scheme == Scheme::Http,
+            port: url.port.unwrap_or(match url.scheme {
+                Scheme::Https => 443,
+                Scheme::Http => 80,
+            }),
+            connect: None,
+            connect_http: None,
+            extra_roots: None,
+            prometheus,
+            upstream: a.map(|a| (a.bind.dial(), ca)),
+        }
+    }
 }
 
 fn pass(check: &str, detail: impl Into<String>) -> Finding {
