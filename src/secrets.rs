@@ -115,6 +115,9 @@ pub struct SecretInput {
     pub file: Option<PathBuf>,
     /// From the environment variable, or typed into the wizard.
     pub value: Option<String>,
+    /// The file's text, read once: a second read of a pipe (`<(…)`,
+    /// /dev/stdin) would find it empty.
+    pub read_once: std::sync::OnceLock<String>,
 }
 
 impl fmt::Debug for SecretInput {
@@ -134,13 +137,19 @@ impl SecretInput {
     /// Reads and checks the secret; `Ok(None)` when neither file nor value is given.
     pub fn read(&self, kind: SecretKind) -> Result<Option<Secret>, Error> {
         let (raw, origin) = if let Some(path) = &self.file {
-            let text = read_small(path).map_err(|e| {
-                Error::usage(format!(
-                    "{}: cannot read {}: {e}",
-                    kind.file_flag(),
-                    path.display()
-                ))
-            })?;
+            let text = match self.read_once.get() {
+                Some(t) => t.clone(),
+                None => {
+                    let t = read_small(path).map_err(|e| {
+                        Error::usage(format!(
+                            "{}: cannot read {}: {e}",
+                            kind.file_flag(),
+                            path.display()
+                        ))
+                    })?;
+                    self.read_once.get_or_init(|| t).clone()
+                }
+            };
             (strip_one_line(&text), kind.file_flag())
         } else if let Some(v) = &self.value {
             (v.clone(), kind.env_var())
@@ -171,6 +180,7 @@ impl GivenSecrets {
         let input = |file: Option<&Path>, kind: SecretKind| SecretInput {
             file: file.map(Path::to_path_buf),
             value: std::env::var(kind.env_var()).ok(),
+            read_once: std::sync::OnceLock::new(),
         };
         GivenSecrets {
             prometheus: input(prometheus_file, SecretKind::Prometheus),

@@ -98,6 +98,10 @@ fn carry_out(
     let root = options.root;
     let caddy_upgraded =
         saved.is_some_and(|s| s.answers.caddy_version != prepared.resolved.answers.caddy_version);
+    if let (true, Some(e)) = (common.provision, &blocked) {
+        // install.yml cannot be read: provisioning would work on half a plan.
+        return Err(Error::runtime(format!("--provision: {e}")));
+    }
     let mut provisioner = provisioner(common, given, prepared)?;
     if let Some(p) = provisioner.as_mut() {
         before_files(common, p, prepared, previous, options)?;
@@ -116,10 +120,10 @@ fn carry_out(
         write(prepared, &mut decision, options, &mut lock, saved.is_some())?;
     }
     let provisioned = match (provisioner.as_mut(), &refusal) {
-        (Some(p), None) => {
-            p.files(&decision);
-            p.after_files(&decision, caddy_upgraded).err()
-        }
+        (Some(p), None) => p
+            .files(&decision)
+            .and_then(|()| p.after_files(&decision, caddy_upgraded))
+            .err(),
         _ => None,
     };
     let host = host_facts(root, prepared);

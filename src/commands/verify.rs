@@ -59,6 +59,7 @@ fn target(args: &VerifyArgs) -> Result<Target, Error> {
     let password = SecretInput {
         file: args.prometheus_password_file.clone(),
         value: std::env::var(SecretKind::Prometheus.env_var()).ok(),
+        ..SecretInput::default()
     }
     .read(SecretKind::Prometheus)?;
     let a = state.as_ref().map(|s| &s.answers);

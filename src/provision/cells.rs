@@ -70,10 +70,15 @@ impl Provisioner<'_> {
         let wd = self.answers.cells.working_dir.to_string();
         let config = config_file(&wd);
         if Path::new(&config).exists() {
+            let left = if Path::new(paths::INSTALL_YML).exists() {
+                format!("; {} is still there, unused: delete it, it holds the admin and database passwords", paths::INSTALL_YML)
+            } else {
+                String::new()
+            };
             self.record(
                 STEP,
                 Status::Skipped,
-                format!("already done: Cells is configured ({config} exists)"),
+                format!("already done: Cells is configured ({config} exists){left}"),
             );
             return Ok(());
         }
@@ -172,27 +177,40 @@ impl Provisioner<'_> {
             .stdin(std::process::Stdio::null())
             .stdout(log)
             .stderr(err);
+        // Its own process group: on a timeout, whatever it started goes too.
+        cmd.process_group(0);
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("cannot start {bin}: {e}"))?;
+        let group = nix::unistd::Pid::from_raw(child.id() as i32);
         match exec::wait(&mut child, CONFIGURE_LIMIT) {
             Ok(s) if s.success() => Ok(()),
             Ok(s) => Err(format!("it exited with {s}")),
-            Err(e) => Err(e.to_string()),
+            Err(e) => {
+                let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+                Err(e.to_string())
+            }
         }
     }
 }
 
-/// The last lines of a log, indented, at most 4 KiB read.
+/// The last lines of a log, indented.
 fn log_tail(path: &str) -> String {
     let text = crate::root::read_optional_text(Path::new(path))
         .ok()
         .flatten()
         .unwrap_or_default();
+    // Written by the Cells user: no escape sequence reaches root's terminal.
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(15)..]
         .iter()
-        .map(|l| format!("    {l}"))
+        .map(|l| {
+            let clean: String = l
+                .chars()
+                .map(|c| if c.is_control() { '?' } else { c })
+                .collect();
+            format!("    {clean}")
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }

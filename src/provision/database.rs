@@ -121,6 +121,10 @@ impl Provisioner<'_> {
                 if let Err(why) = as_root(&client, &setup_sql(&db, Some(&pw))) {
                     return Err(self.fail(STEP, format!("creating the database failed: {why}"), "check that root can log in with `mariadb` and that the server is not read-only"));
                 }
+                // An existing user keeps its password (CREATE USER IF NOT EXISTS).
+                if let Err(why) = logs_in(&client, &db, &pw) {
+                    return Err(self.fail(STEP, format!("user '{}' does not log in with the database password given: {why}", db.user), &format!("give the password that user has (--db-password-file), or set it as root: ALTER USER '{}'@'localhost' IDENTIFIED BY '…';", db.user)));
+                }
                 self.acted(STEP, format!("created database `{}`, user '{}'@'localhost' and its grants", db.name, db.user));
                 Ok(())
             }

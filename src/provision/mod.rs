@@ -139,8 +139,23 @@ impl<'a> Provisioner<'a> {
         self.database()
     }
 
-    /// The files step, from what the apply decided (or did).
-    pub fn files(&mut self, decision: &Decision) {
+    /// The files step, from what the apply decided (or did). The service
+    /// steps the written files call for are recorded until they are run.
+    pub fn files(&mut self, decision: &Decision) -> Result<(), Error> {
+        if !self.dry_run {
+            let mut owed = services::owed::load();
+            owed.extend(decision.services());
+            if let Err(e) = services::owed::save(&owed) {
+                return Err(self.fail(
+                    "files",
+                    format!(
+                        "cannot record the service steps the files call for in {}: {e}",
+                        crate::render::paths::OWED_SERVICES
+                    ),
+                    "check /etc/cellsctl",
+                ));
+            }
+        }
         let changed = decision
             .entries()
             .filter(|e| !e.is_state && !matches!(e.action, Action::Unchanged | Action::Refused(_)))
@@ -155,6 +170,7 @@ impl<'a> Provisioner<'a> {
             let what = format!("{changed} file(s) written or updated (listed below)");
             self.acted("files", what);
         }
+        Ok(())
     }
 
     /// The steps after the files: `cells configure`, the services, verify.

@@ -85,7 +85,7 @@ impl Provisioner<'_> {
             return Err(self.fail(
                 STEP,
                 format!("the Caddyfile would be rendered for Caddy {rendered}, but {} is Caddy {installed}", caddy.display()),
-                "leave out --caddy-version (the installed release is detected), or install that release",
+                &format!("pass --caddy-version {installed} (a version given once is kept in the state), or install Caddy {rendered}"),
             ));
         }
         Ok(caddy)
@@ -303,9 +303,24 @@ pub fn caddyfile_guard(caddy: &Path, plan: &Plan) -> Result<(), String> {
     }
     let file = scratch.path().join("Caddyfile");
     std::fs::write(&file, text).map_err(|e| format!("temp file: {e}"))?;
+    // As root, judged as the `caddy` user Caddy runs as (with its groups):
+    // a certificate only root can read must fail here, not at the reload.
+    let mut cmd = match caddy_account() {
+        Some(uid) => {
+            for p in [scratch.path(), &file, &scratch.path().join("ca.crt")] {
+                if p.exists() {
+                    std::os::unix::fs::chown(p, Some(uid), None)
+                        .map_err(|e| format!("temp file: {e}"))?;
+                }
+            }
+            let mut c = crate::ui::tool("runuser");
+            c.args(["-u", "caddy", "--"]).arg(caddy);
+            c
+        }
+        None => crate::ui::tool(caddy),
+    };
     let ran = exec::run(
-        crate::ui::tool(caddy)
-            .args(["validate", "--adapter", "caddyfile", "--config"])
+        cmd.args(["validate", "--adapter", "caddyfile", "--config"])
             .arg(&file)
             .env("XDG_DATA_HOME", scratch.path())
             .env("XDG_CONFIG_HOME", scratch.path())
@@ -328,6 +343,16 @@ pub fn caddyfile_guard(caddy: &Path, plan: &Plan) -> Result<(), String> {
         "{} rejects the new Caddyfile: {why}",
         caddy.display()
     ))
+}
+
+/// The `caddy` user's uid, when cellsctl runs as root and that user exists
+/// (Debian's package creates it) and `runuser` is there to become it.
+fn caddy_account() -> Option<u32> {
+    if !nix::unistd::geteuid().is_root() || which::which("runuser").is_err() {
+        return None;
+    }
+    let user = nix::unistd::User::from_name("caddy").ok().flatten()?;
+    Some(user.uid.as_raw())
 }
 
 /// Whether `tls internal` is used: verify then trusts Caddy's local CA.

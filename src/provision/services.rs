@@ -74,7 +74,10 @@ impl Provisioner<'_> {
         caddy_upgraded: bool,
     ) -> Result<(), Error> {
         const STEP: &str = "services";
-        let wanted = decision.services();
+        let mut wanted = decision.services();
+        if !self.dry_run {
+            wanted.extend(owed::load());
+        }
         let changed = |s: Service| {
             wanted
                 .contains(&s)
@@ -97,11 +100,20 @@ impl Provisioner<'_> {
         for unit in ["cellsctl-renew.timer", "cellsctl-caddy-upgrade.path"] {
             commands.extend(unit_commands(unit, None));
         }
-        if self.dry_run {
+        if self.dry_run && !commands.is_empty() {
             self.acted(STEP, commands.join("\n"));
             return Ok(());
         }
         if commands.is_empty() {
+            owed::clear();
+            if self.dry_run {
+                self.record(
+                    STEP,
+                    Status::Skipped,
+                    "already done: every service runs, is enabled and has its current files",
+                );
+                return Ok(());
+            }
             self.local_root = self.wait_for_answers(STEP)?;
             self.record(
                 STEP,
@@ -113,6 +125,7 @@ impl Provisioner<'_> {
         match crate::services::run(&commands) {
             Ok(_) => {
                 self.local_root = self.wait_for_answers(STEP)?;
+                owed::clear();
                 self.acted(STEP, commands.join("\n"));
                 Ok(())
             }
@@ -175,10 +188,16 @@ impl Provisioner<'_> {
             .collect();
         let warned = findings.iter().filter(|f| f.status == Check::Warn).count();
         let passed = findings.iter().filter(|f| f.status == Check::Pass).count();
+        let skipped = findings
+            .iter()
+            .filter(|f| f.status == Check::Skipped)
+            .count();
         if failed.is_empty() {
             self.acted(
                 STEP,
-                format!("{passed} checks passed, {warned} warning(s) (listed below)"),
+                format!(
+                    "{passed} checks passed, {warned} warning(s), {skipped} skipped (listed below)"
+                ),
             );
             return Ok(());
         }
@@ -287,4 +306,59 @@ fn caddy_local_root() -> Option<String> {
         "{}/.local/share/caddy/pki/authorities/local/root.crt",
         home.display()
     ))
+}
+
+/// The service steps written files call for, kept on disk from the files
+/// step until the services step ran them: a run that stopped in between
+/// (say, `cells configure` failed) leaves them owed to the next run, which
+/// may write nothing itself.
+pub(super) mod owed {
+    use crate::plan::Service;
+    use crate::render::paths;
+    use std::collections::BTreeSet;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::path::Path;
+
+    const NAMES: [(Service, &str); 4] = [
+        (Service::SystemdDaemon, "daemon-reload"),
+        (Service::Cells, "cells"),
+        (Service::Caddy, "caddy"),
+        (Service::Prometheus, "prometheus"),
+    ];
+
+    pub fn load() -> BTreeSet<Service> {
+        let text = crate::root::read_optional_text(Path::new(paths::OWED_SERVICES))
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        text.lines()
+            .filter_map(|l| NAMES.iter().find(|(_, n)| *n == l.trim()).map(|(s, _)| *s))
+            .collect()
+    }
+
+    /// Written in /etc/cellsctl (root's, checked by the apply), 0600, never through a link.
+    pub fn save(owed: &BTreeSet<Service>) -> std::io::Result<()> {
+        if owed.is_empty() {
+            return Ok(());
+        }
+        let text: String = NAMES
+            .iter()
+            .filter(|(s, _)| owed.contains(s))
+            .map(|(_, n)| format!("{n}\n"))
+            .collect();
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(paths::OWED_SERVICES)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()
+    }
+
+    pub fn clear() {
+        let _ = std::fs::remove_file(paths::OWED_SERVICES);
+    }
 }

@@ -40,6 +40,10 @@ pub mod paths {
     pub const UPGRADE_PATH: &str = "/etc/systemd/system/cellsctl-caddy-upgrade.path";
     /// Where Debian's and Caddy's own packages install Caddy: watched for upgrades.
     pub const CADDY_BINARY: &str = "/usr/bin/caddy";
+    /// `--provision`: the service steps the written files still call for,
+    /// kept until the services step has run them (a failed run's re-run
+    /// owes them too). Not a managed file.
+    pub const OWED_SERVICES: &str = "/etc/cellsctl/cellsctl.owed";
     /// Held (flock) by a run that writes; created empty, never removed.
     pub const LOCK: &str = "/etc/cellsctl/cellsctl.lock";
     /// Read, never written: Debian's `ARGS` for prometheus.service.

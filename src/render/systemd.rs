@@ -57,6 +57,7 @@ pub fn render_cells_unit(a: &Answers) -> Result<String, Error> {
 #[derive(Serialize)]
 struct RenewContext {
     cellsctl: String,
+    caddy: &'static str,
 }
 
 /// The oneshot service the renewal timer starts.
@@ -65,6 +66,7 @@ pub fn render_renew_service(a: &Answers) -> Result<String, Error> {
         templates::RENEW_SERVICE,
         RenewContext {
             cellsctl: a.cellsctl_binary.to_string(),
+            caddy: paths::CADDY_BINARY,
         },
     )
 }
