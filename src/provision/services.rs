@@ -74,10 +74,10 @@ impl Provisioner<'_> {
         caddy_upgraded: bool,
     ) -> Result<(), Error> {
         const STEP: &str = "services";
+        // What this run's files call for, and what an earlier run's did
+        // and could not run (read only: a dry run changes nothing).
         let mut wanted = decision.services();
-        if !self.dry_run {
-            wanted.extend(owed::load());
-        }
+        wanted.extend(owed::load());
         let changed = |s: Service| {
             wanted
                 .contains(&s)
@@ -105,7 +105,6 @@ impl Provisioner<'_> {
             return Ok(());
         }
         if commands.is_empty() {
-            owed::clear();
             if self.dry_run {
                 self.record(
                     STEP,
@@ -114,6 +113,7 @@ impl Provisioner<'_> {
                 );
                 return Ok(());
             }
+            owed::clear();
             self.local_root = self.wait_for_answers(STEP)?;
             self.record(
                 STEP,
