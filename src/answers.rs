@@ -94,7 +94,7 @@ pub enum Host {
 
 impl Host {
     /// Parses `name`, `1.2.3.4` or `[::1]`/`::1`.
-    fn parse_bare(s: &str) -> Option<Host> {
+    pub(crate) fn parse_bare(s: &str) -> Option<Host> {
         let unbracketed = s
             .strip_prefix('[')
             .and_then(|r| r.strip_suffix(']'))
@@ -796,6 +796,9 @@ pub struct Answers {
     /// from states written before it was an answer: the default then).
     #[serde(default = "default_cellsctl_binary")]
     pub cellsctl_binary: AbsPath,
+    /// Cluster mode (`--node` twice or more): absent for a single node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<crate::cluster::Cluster>,
 }
 
 fn default_cellsctl_binary() -> AbsPath {

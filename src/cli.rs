@@ -7,6 +7,7 @@ use crate::answers::{
     AbsPath, BcryptCost, BcryptHash, CaddyVersion, CertDays, DbHost, DbIdent, Email, ExternalUrl,
     ListenAddr, LoopbackAddr, Port, PublicTlsMode, SystemUser, UpstreamTls, UrlPath, Username,
 };
+use crate::cluster::{EtcdUrl, NatsUrl, Node, RedisUrl, S3AccessKey, S3Endpoint, VaultUrl};
 use crate::inputs::Field;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::path::PathBuf;
@@ -74,6 +75,11 @@ pub enum Command {
         after_help = "Exit status: 0 when every check passes, 1 otherwise.\n\nExamples:\n  cellsctl verify\n  # Before DNS is live, dialing the server directly:\n  cellsctl verify --connect 203.0.113.7:443\n  # A site on Caddy's internal CA, with the Prometheus login:\n  cellsctl verify --ca /var/lib/caddy/.local/share/caddy/pki/authorities/local/root.crt --prometheus-password-file /root/prom.txt"
     )]
     Verify(VerifyArgs),
+    /// Cluster mode: write a node's files to stdout as a tar archive, to unpack on that node.
+    #[command(
+        after_help = "Regular files only, paths relative to /, owners by name; the same bytes for the same state.\nSecrets (Vault's token; in the first node's bundle the install file) are read again from the files recorded in the state, or from the same flags and env as init.\n\nExamples:\n  cellsctl node-bundle node2 | ssh root@node2 tar -xpf - -C /\n  cellsctl node-bundle node1 | tar -tvf -"
+    )]
+    NodeBundle(NodeBundleArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(
         after_help = "Examples:\n  cellsctl completions bash > /etc/bash_completion.d/cellsctl\n  cellsctl completions zsh > \"${fpath[1]}/_cellsctl\""
@@ -94,6 +100,31 @@ pub struct HashPasswordArgs {
     /// bcrypt cost, 4 to 20.
     #[arg(long, value_name = "N")]
     pub cost: Option<BcryptCost>,
+}
+
+#[derive(Args, Debug)]
+pub struct NodeBundleArgs {
+    /// The node, as named with --node.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The root holding the state (the proxy host's deployment).
+    #[arg(long, value_name = "DIR", default_value = "/", env = "CELLSCTL_ROOT")]
+    pub root: PathBuf,
+    /// File whose first line is Vault's token (or env CELLSCTL_VAULT_TOKEN).
+    #[arg(long, value_name = "PATH")]
+    pub vault_token_file: Option<PathBuf>,
+    /// File holding the MongoDB DSN (or env CELLSCTL_MONGODB_DSN).
+    #[arg(long, value_name = "PATH")]
+    pub mongodb_dsn_file: Option<PathBuf>,
+    /// File whose first line is the S3 secret key (or env CELLSCTL_S3_SECRET_KEY).
+    #[arg(long, value_name = "PATH")]
+    pub s3_secret_key_file: Option<PathBuf>,
+    /// File whose first line is the Cells admin password (or env CELLSCTL_ADMIN_PASSWORD).
+    #[arg(long, value_name = "PATH")]
+    pub admin_password_file: Option<PathBuf>,
+    /// File whose first line is the database password (or env CELLSCTL_DB_PASSWORD).
+    #[arg(long, value_name = "PATH")]
+    pub db_password_file: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -409,6 +440,72 @@ pub struct AnswerArgs {
         env = "CELLSCTL_CADDY_VERSION"
     )]
     pub caddy_version: Option<CaddyVersion>,
+    /// Cluster mode: a Cells node, NAME=IP:PORT (its site bind, reachable from this host); give it once per node, two or more. Replaces the saved list.
+    #[arg(
+        long,
+        help_heading = "Cluster",
+        value_name = "NAME=IP:PORT",
+        env = "CELLSCTL_NODE",
+        value_delimiter = ','
+    )]
+    pub node: Vec<Node>,
+    /// Cluster: etcd for Cells' config and registry, etcd://HOST:PORT or etcd+tls://HOST:PORT.
+    #[arg(
+        long,
+        help_heading = "Cluster",
+        value_name = "URL",
+        env = "CELLSCTL_ETCD_URL"
+    )]
+    pub etcd_url: Option<EtcdUrl>,
+    /// Cluster: NATS with JetStream, nats://HOST:PORT.
+    #[arg(
+        long,
+        help_heading = "Cluster",
+        value_name = "URL",
+        env = "CELLSCTL_NATS_URL"
+    )]
+    pub nats_url: Option<NatsUrl>,
+    /// Cluster: Redis, redis://HOST:PORT or redis+tls://HOST:PORT.
+    #[arg(
+        long,
+        help_heading = "Cluster",
+        value_name = "URL",
+        env = "CELLSCTL_REDIS_URL"
+    )]
+    pub redis_url: Option<RedisUrl>,
+    /// Cluster: Vault, vault://HOST:PORT or vaults://HOST:PORT.
+    #[arg(
+        long,
+        help_heading = "Cluster",
+        value_name = "URL",
+        env = "CELLSCTL_VAULT_URL"
+    )]
+    pub vault_url: Option<VaultUrl>,
+    /// Cluster: S3 endpoint, http(s)://HOST[:PORT].
+    #[arg(
+        long,
+        help_heading = "Cluster",
+        value_name = "URL",
+        env = "CELLSCTL_S3_ENDPOINT"
+    )]
+    pub s3_endpoint: Option<S3Endpoint>,
+    /// Cluster: S3 access key id.
+    #[arg(
+        long,
+        help_heading = "Cluster",
+        value_name = "KEY",
+        env = "CELLSCTL_S3_ACCESS_KEY"
+    )]
+    pub s3_access_key: Option<S3AccessKey>,
+    /// Cluster: file whose first line is Vault's token (or env CELLSCTL_VAULT_TOKEN).
+    #[arg(long, help_heading = "Cluster", value_name = "PATH")]
+    pub vault_token_file: Option<PathBuf>,
+    /// Cluster: file holding the MongoDB DSN, mongodb://… or mongodb+srv://… (or env CELLSCTL_MONGODB_DSN).
+    #[arg(long, help_heading = "Cluster", value_name = "PATH")]
+    pub mongodb_dsn_file: Option<PathBuf>,
+    /// Cluster: file whose first line is the S3 secret key (or env CELLSCTL_S3_SECRET_KEY).
+    #[arg(long, help_heading = "Cluster", value_name = "PATH")]
+    pub s3_secret_key_file: Option<PathBuf>,
 }
 
 /// The command line with every answer's default (and `hash-password`'s

@@ -14,6 +14,7 @@ pub mod answers;
 pub mod apply;
 pub mod check;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod error;
 pub mod inputs;
@@ -48,5 +49,6 @@ pub fn run(cli: Cli, now: OffsetDateTime) -> Result<(), Error> {
         Command::Check(args) => commands::check::run(&args, now),
         Command::Verify(args) => commands::verify::run(&args),
         Command::Man => commands::man::man(),
+        Command::NodeBundle(args) => commands::node_bundle::run(&args),
     }
 }

@@ -90,6 +90,68 @@ pub fn ensure(
     }
 }
 
+/// Cluster mode: the CA and one certificate per node.
+#[derive(Clone, Debug)]
+pub struct ClusterPki {
+    pub ca: CertAndKey,
+    pub ca_issued: bool,
+    pub nodes: Vec<NodeCert>,
+}
+
+/// A node's certificate and key, and why it was issued in this run.
+#[derive(Clone, Debug)]
+pub struct NodeCert {
+    pub name: crate::cluster::NodeName,
+    pub pair: CertAndKey,
+    pub issued: Option<String>,
+}
+
+/// The SANs of a node's certificate: how the proxy dials it (its IP),
+/// localhost, and the public host.
+pub fn node_sans(ip: IpAddr, external_host: &Host) -> BTreeSet<String> {
+    [
+        ip.to_string(),
+        "localhost".to_string(),
+        external_host.san_form(),
+    ]
+    .into_iter()
+    .collect()
+}
+
+/// Each node: (name, the pair on disk, its SANs). The CA is kept or
+/// renewed once; each node's certificate is kept while it is still right.
+pub fn ensure_cluster(
+    existing_ca: Option<CertAndKey>,
+    nodes: Vec<(
+        crate::cluster::NodeName,
+        Option<CertAndKey>,
+        BTreeSet<String>,
+    )>,
+    external_host: &Host,
+    cert_days: CertDays,
+    now: OffsetDateTime,
+) -> Result<ClusterPki, Error> {
+    let mut ca = existing_ca;
+    let mut ca_issued = false;
+    let mut out = Vec::new();
+    for (name, existing, sans) in nodes {
+        let pki = ensure(ca.take(), existing, external_host, &sans, cert_days, now)?;
+        ca_issued |= pki.ca_issued;
+        out.push(NodeCert {
+            name,
+            pair: pki.leaf,
+            issued: pki.leaf_issued,
+        });
+        ca = Some(pki.ca);
+    }
+    let ca = ca.ok_or_else(|| Error::runtime("internal: a cluster without nodes"))?;
+    Ok(ClusterPki {
+        ca,
+        ca_issued,
+        nodes: out,
+    })
+}
+
 fn pki_err(what: &str, e: impl std::fmt::Display) -> Error {
     Error::runtime(format!("{what}: {e}"))
 }

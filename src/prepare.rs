@@ -23,6 +23,8 @@ pub struct Prepared {
     pub resolved: Resolved,
     pub install: InstallPlan,
     pub pki: Option<Pki>,
+    /// Cluster mode: the CA and every node's certificate.
+    pub cluster_pki: Option<pki::ClusterPki>,
     /// Every file, the state record last.
     pub plan: Plan,
     /// The run may write only what the plan holds, then fails with this
@@ -71,10 +73,14 @@ pub fn prepare(
 ) -> Result<Prepared, Error> {
     ui::step("resolving the answers");
     // Missing answers are reported together: the answers', then install.yml's.
-    let (mut resolved, install) = match (
-        inputs::resolve(root, given, saved),
-        install::plan(root, &given.secrets, saved),
-    ) {
+    // In cluster mode this host has no install.yml: the first node's bundle carries it.
+    let saved_cluster = saved.and_then(|s| s.answers.cluster.as_ref());
+    let install_plan = if inputs::cluster::is_cluster(&given.answers, saved_cluster) {
+        Ok(InstallPlan::Untouched)
+    } else {
+        install::plan(root, &given.secrets, saved)
+    };
+    let (mut resolved, install) = match (inputs::resolve(root, given, saved), install_plan) {
         (Ok(r), Ok(i)) => (r, i),
         (_, Err(e @ Error::InstallUnreadable { .. })) => {
             return renew_only(root, saved, force, now, e)
@@ -89,18 +95,25 @@ pub fn prepare(
     let answers = &resolved.answers;
     prometheus_defaults_leave_the_flags(root, answers)?;
     let trust = KeyTrust::read(root, saved, force)?;
-    let pki = key_material(root, answers, &trust, now)?;
-    if pki.is_some() {
+    let (pki, cluster_pki) = match &answers.cluster {
+        None => (key_material(root, answers, &trust, now)?, None),
+        Some(c) => (None, cluster_key_material(root, answers, c, &trust, now)?),
+    };
+    if pki.is_some() || cluster_pki.is_some() {
         resolved.notes.extend(trust.adopted(root)?);
     }
+    bundle_time(&mut resolved.answers, saved, now);
+    let answers = &resolved.answers;
     ui::step(format!("rendering for Caddy {}", answers.caddy_version));
     let mut plan = render::plan(
         answers,
         &RenderInputs {
             install_secrets: install.secrets(),
             pki: pki.as_ref(),
+            cluster_pki: cluster_pki.as_ref(),
         },
     )?;
+    plan.absent.extend(removed_nodes(saved, answers));
     let consumed = matches!(install, InstallPlan::Consumed);
     let state = State::record(answers, &resolved.caddy, &plan, saved, consumed);
     plan.files.push(state.planned_file()?);
@@ -108,9 +121,84 @@ pub fn prepare(
         resolved,
         install,
         pki,
+        cluster_pki,
         plan,
         blocked: None,
     })
+}
+
+/// Cluster mode with upstream TLS `ca`: the CA and each node's certificate,
+/// kept on this host below /etc/cellsctl/nodes so bundles can be made again.
+fn cluster_key_material(
+    root: &Path,
+    a: &Answers,
+    c: &crate::cluster::Cluster,
+    trust: &KeyTrust,
+    now: OffsetDateTime,
+) -> Result<Option<pki::ClusterPki>, Error> {
+    if a.upstream_tls != UpstreamTls::Ca {
+        return Ok(None);
+    }
+    ui::step("checking the private CA and each node's certificate");
+    let mut nodes = Vec::new();
+    for n in &c.nodes {
+        let (cert, key) = render::node_paths(&n.name);
+        nodes.push((
+            n.name.clone(),
+            trust.pair(root, &cert, &key)?,
+            pki::node_sans(n.ip(), &a.external_url.host),
+        ));
+    }
+    pki::ensure_cluster(
+        trust.pair(root, paths::CA_CERT, paths::CA_KEY)?,
+        nodes,
+        &a.external_url.host,
+        a.cert_days,
+        now,
+    )
+    .map(Some)
+}
+
+/// The time node bundles give their files: kept while the answers stay the
+/// same, so a bundle is the same bytes for the same state.
+fn bundle_time(a: &mut Answers, saved: Option<&State>, now: OffsetDateTime) {
+    let without_time = |a: &Answers| {
+        let mut a = a.clone();
+        if let Some(c) = a.cluster.as_mut() {
+            c.bundle_mtime = 0;
+        }
+        a
+    };
+    let kept = saved
+        .filter(|s| without_time(&s.answers) == without_time(a))
+        .and_then(|s| s.answers.cluster.as_ref())
+        .map(|c| c.bundle_mtime);
+    if let Some(c) = a.cluster.as_mut() {
+        c.bundle_mtime = kept.unwrap_or(now.unix_timestamp());
+    }
+}
+
+/// The files of nodes no longer in the list (recorded by an earlier run).
+fn removed_nodes(saved: Option<&State>, a: &Answers) -> Vec<crate::plan::AbsentFile> {
+    let Some(saved) = saved else {
+        return Vec::new();
+    };
+    let keep: Vec<(String, String)> = a
+        .cluster
+        .iter()
+        .flat_map(|c| c.nodes.iter().map(|n| render::node_paths(&n.name)))
+        .collect();
+    saved
+        .files
+        .keys()
+        .filter(|p| p.starts_with(render::NODES_DIR))
+        .filter(|p| !keep.iter().any(|(c, k)| c == *p || k == *p))
+        .map(|p| crate::plan::AbsentFile {
+            path: p.clone(),
+            mode: 0o600,
+            affects: vec![],
+        })
+        .collect()
 }
 
 /// The key material's files.
@@ -146,6 +234,7 @@ fn renew_only(
         let inputs = RenderInputs {
             install_secrets: None,
             pki: pki.as_ref(),
+            cluster_pki: None,
         };
         plan.files = render::plan(&resolved.answers, &inputs)?
             .files
@@ -163,6 +252,7 @@ fn renew_only(
         resolved,
         install: InstallPlan::Untouched,
         pki,
+        cluster_pki: None,
         plan,
         blocked: Some(blocked),
     })

@@ -74,6 +74,12 @@ pub enum SecretKind {
     Admin,
     /// The database password: written into install.yml.
     Database,
+    /// Cluster: Vault's token, written only into each node's cells.env.
+    VaultToken,
+    /// Cluster: MongoDB's DSN (with its credentials), in the first node's install.yml.
+    MongodbDsn,
+    /// Cluster: the S3 secret key, in the first node's install.yml.
+    S3SecretKey,
 }
 
 impl SecretKind {
@@ -83,6 +89,9 @@ impl SecretKind {
             SecretKind::Prometheus => "--prometheus-password-file",
             SecretKind::Admin => "--admin-password-file",
             SecretKind::Database => "--db-password-file",
+            SecretKind::VaultToken => "--vault-token-file",
+            SecretKind::MongodbDsn => "--mongodb-dsn-file",
+            SecretKind::S3SecretKey => "--s3-secret-key-file",
         }
     }
 
@@ -92,6 +101,19 @@ impl SecretKind {
             SecretKind::Prometheus => "CELLSCTL_PROMETHEUS_PASSWORD",
             SecretKind::Admin => "CELLSCTL_ADMIN_PASSWORD",
             SecretKind::Database => "CELLSCTL_DB_PASSWORD",
+            SecretKind::VaultToken => "CELLSCTL_VAULT_TOKEN",
+            SecretKind::MongodbDsn => "CELLSCTL_MONGODB_DSN",
+            SecretKind::S3SecretKey => "CELLSCTL_S3_SECRET_KEY",
+        }
+    }
+
+    /// What it is, in messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            SecretKind::Prometheus | SecretKind::Admin | SecretKind::Database => "password",
+            SecretKind::VaultToken => "token",
+            SecretKind::MongodbDsn => "DSN",
+            SecretKind::S3SecretKey => "secret key",
         }
     }
 
@@ -104,7 +126,28 @@ impl SecretKind {
     pub fn check(self, value: String) -> Result<Secret, String> {
         match self {
             SecretKind::Prometheus => Secret::for_basic_auth(value),
-            SecretKind::Admin | SecretKind::Database => Secret::new(value),
+            SecretKind::Admin | SecretKind::Database | SecretKind::S3SecretKey => {
+                Secret::new(value)
+            }
+            SecretKind::VaultToken => {
+                // Read unchanged by systemd's environment-file parser (no
+                // quotes, backslashes or `$`), as every Vault token is.
+                let ok = !value.is_empty()
+                    && value.len() <= 1024
+                    && value
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._+/=:-".contains(&b));
+                if !ok {
+                    return Err("must be 1-1024 characters: ASCII letters, digits and '._+/=:-' (it becomes VAULT_TOKEN=… in a systemd environment file)".into());
+                }
+                Ok(Secret(value))
+            }
+            SecretKind::MongodbDsn => {
+                if !(value.starts_with("mongodb://") || value.starts_with("mongodb+srv://")) {
+                    return Err("must start with mongodb:// or mongodb+srv://".into());
+                }
+                Secret::new(value)
+            }
         }
     }
 }
@@ -158,7 +201,7 @@ impl SecretInput {
         };
         kind.check(raw)
             .map(Some)
-            .map_err(|why| Error::usage(format!("{origin}: the password {why}")))
+            .map_err(|why| Error::usage(format!("{origin}: the {} {why}", kind.noun())))
     }
 }
 
@@ -168,6 +211,9 @@ pub struct GivenSecrets {
     pub prometheus: SecretInput,
     pub admin: SecretInput,
     pub database: SecretInput,
+    pub vault_token: SecretInput,
+    pub mongodb_dsn: SecretInput,
+    pub s3_secret_key: SecretInput,
 }
 
 impl GivenSecrets {
@@ -176,6 +222,7 @@ impl GivenSecrets {
         prometheus_file: Option<&Path>,
         admin_file: Option<&Path>,
         database_file: Option<&Path>,
+        cluster_files: [Option<&Path>; 3],
     ) -> GivenSecrets {
         let input = |file: Option<&Path>, kind: SecretKind| SecretInput {
             file: file.map(Path::to_path_buf),
@@ -186,6 +233,9 @@ impl GivenSecrets {
             prometheus: input(prometheus_file, SecretKind::Prometheus),
             admin: input(admin_file, SecretKind::Admin),
             database: input(database_file, SecretKind::Database),
+            vault_token: input(cluster_files[0], SecretKind::VaultToken),
+            mongodb_dsn: input(cluster_files[1], SecretKind::MongodbDsn),
+            s3_secret_key: input(cluster_files[2], SecretKind::S3SecretKey),
         }
     }
 
@@ -194,6 +244,9 @@ impl GivenSecrets {
             SecretKind::Prometheus => &self.prometheus,
             SecretKind::Admin => &self.admin,
             SecretKind::Database => &self.database,
+            SecretKind::VaultToken => &self.vault_token,
+            SecretKind::MongodbDsn => &self.mongodb_dsn,
+            SecretKind::S3SecretKey => &self.s3_secret_key,
         }
     }
 
@@ -202,6 +255,9 @@ impl GivenSecrets {
             SecretKind::Prometheus => &mut self.prometheus,
             SecretKind::Admin => &mut self.admin,
             SecretKind::Database => &mut self.database,
+            SecretKind::VaultToken => &mut self.vault_token,
+            SecretKind::MongodbDsn => &mut self.mongodb_dsn,
+            SecretKind::S3SecretKey => &mut self.s3_secret_key,
         }
     }
 

@@ -4,6 +4,7 @@ mod common;
 
 mod bench;
 mod check;
+mod cluster_services;
 
 mod conveniences;
 
@@ -12,6 +13,8 @@ mod hostile;
 
 mod attacks;
 mod cli_errors;
+mod cluster;
+mod cluster_live;
 mod e2e;
 mod live;
 mod ownership;

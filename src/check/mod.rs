@@ -164,7 +164,8 @@ pub fn drift(root: &Path, state: &State) -> Vec<Finding> {
     out
 }
 
-/// Certificates: parse, chain to the CA, cover the names, expiry.
+/// Certificates: parse, chain to the CA, cover the names, expiry. In
+/// cluster mode, each node's certificate kept on this host.
 pub fn certificates(root: &Path, a: &Answers, now: OffsetDateTime) -> Vec<Finding> {
     if a.upstream_tls != UpstreamTls::Ca {
         return vec![finding(
@@ -174,92 +175,148 @@ pub fn certificates(root: &Path, a: &Answers, now: OffsetDateTime) -> Vec<Findin
         )];
     }
     let read = |p: &str| read_optional_text(&under_root(root, p));
-    let (Ok(Some(ca)), Ok(Some(leaf))) = (read(paths::CA_CERT), read(paths::CELLS_CERT)) else {
+    let leaves: Vec<(String, String, std::collections::BTreeSet<String>)> = match &a.cluster {
+        None => vec![(
+            String::new(),
+            paths::CELLS_CERT.to_string(),
+            pki::wanted_sans(a),
+        )],
+        Some(c) => c
+            .nodes
+            .iter()
+            .map(|n| {
+                (
+                    format!("{}: ", n.name),
+                    crate::render::node_paths(&n.name).0,
+                    pki::node_sans(n.ip(), &a.external_url.host),
+                )
+            })
+            .collect(),
+    };
+    let Ok(Some(ca)) = read(paths::CA_CERT) else {
         return vec![finding(
             "certificates",
             Status::Fail,
-            "ca.crt or cells.crt cannot be read",
+            "ca.crt cannot be read",
         )];
     };
     let mut out = Vec::new();
-    let expiry = |name: &str, not_after: OffsetDateTime| {
-        let days = (not_after - now).whole_days();
-        let (status, what) = if not_after <= now {
-            (Status::Fail, "expired".to_string())
-        } else if days < 30 {
-            (
-                Status::Warn,
-                format!("expires in {days} days; `cellsctl regenerate` renews it"),
-            )
-        } else {
-            (Status::Pass, format!("valid for {days} more days"))
-        };
-        finding(format!("{name} expiry"), status, what)
-    };
     match pki::cert_facts(&ca, None) {
-        Ok(f) => out.push(expiry("CA", f.not_after)),
+        Ok(f) => out.push(expiry("CA", f.not_after, now)),
         Err(e) => out.push(finding("CA", Status::Fail, format!("does not parse: {e}"))),
     }
-    match pki::cert_facts(&leaf, Some(&ca)) {
-        Ok(f) => {
-            out.push(if f.signed_by_ca {
-                finding(
-                    "chain",
-                    Status::Pass,
-                    "cells.crt is signed by the cellsctl CA",
-                )
-            } else {
-                finding(
-                    "chain",
-                    Status::Fail,
-                    "cells.crt is not signed by the cellsctl CA",
-                )
-            });
-            let wanted = pki::wanted_sans(a);
-            let missing: Vec<&String> = wanted.iter().filter(|n| !f.sans.contains(*n)).collect();
-            out.push(if missing.is_empty() {
-                finding(
-                    "names",
-                    Status::Pass,
-                    format!(
-                        "cells.crt covers {}",
-                        wanted.iter().cloned().collect::<Vec<_>>().join(", ")
-                    ),
-                )
-            } else {
-                finding(
-                    "names",
-                    Status::Fail,
-                    format!("cells.crt does not cover {missing:?}"),
-                )
-            });
-            out.push(expiry("cells.crt", f.not_after));
+    for (prefix, path, wanted) in leaves {
+        match read(&path) {
+            Ok(Some(leaf)) => out.extend(leaf_findings(&prefix, &leaf, &ca, &wanted, now)),
+            _ => out.push(finding(
+                format!("{prefix}cells.crt"),
+                Status::Fail,
+                format!("{path} cannot be read"),
+            )),
         }
-        Err(e) => out.push(finding(
-            "cells.crt",
-            Status::Fail,
-            format!("does not parse: {e}"),
-        )),
     }
     out
 }
 
+fn expiry(name: &str, not_after: OffsetDateTime, now: OffsetDateTime) -> Finding {
+    let days = (not_after - now).whole_days();
+    let (status, what) = if not_after <= now {
+        (Status::Fail, "expired".to_string())
+    } else if days < 30 {
+        (
+            Status::Warn,
+            format!("expires in {days} days; `cellsctl regenerate` renews it"),
+        )
+    } else {
+        (Status::Pass, format!("valid for {days} more days"))
+    };
+    finding(format!("{name} expiry"), status, what)
+}
+
+/// One Cells certificate: chained to the CA, its names, its expiry.
+fn leaf_findings(
+    prefix: &str,
+    leaf: &str,
+    ca: &str,
+    wanted: &std::collections::BTreeSet<String>,
+    now: OffsetDateTime,
+) -> Vec<Finding> {
+    let f = match pki::cert_facts(leaf, Some(ca)) {
+        Ok(f) => f,
+        Err(e) => {
+            return vec![finding(
+                format!("{prefix}cells.crt"),
+                Status::Fail,
+                format!("does not parse: {e}"),
+            )]
+        }
+    };
+    let chain = if f.signed_by_ca {
+        finding(
+            format!("{prefix}chain"),
+            Status::Pass,
+            "cells.crt is signed by the cellsctl CA",
+        )
+    } else {
+        finding(
+            format!("{prefix}chain"),
+            Status::Fail,
+            "cells.crt is not signed by the cellsctl CA",
+        )
+    };
+    let missing: Vec<&String> = wanted.iter().filter(|n| !f.sans.contains(*n)).collect();
+    let names = if missing.is_empty() {
+        finding(
+            format!("{prefix}names"),
+            Status::Pass,
+            format!(
+                "cells.crt covers {}",
+                wanted.iter().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        )
+    } else {
+        finding(
+            format!("{prefix}names"),
+            Status::Fail,
+            format!("cells.crt does not cover {missing:?}"),
+        )
+    };
+    vec![
+        chain,
+        names,
+        expiry(&format!("{prefix}cells.crt"), f.not_after, now),
+    ]
+}
+
 /// Key and secret files must not be readable by others (or group-writable).
 pub fn permissions(root: &Path, state: &State) -> Vec<Finding> {
-    let private = [
+    let mut private: Vec<String> = [
         paths::STATE,
         paths::CA_KEY,
         paths::CELLS_KEY,
         paths::INSTALL_YML,
-    ];
+    ]
+    .map(String::from)
+    .to_vec();
+    // Cluster mode: every node's certificate and key, 0600 root.
+    private.extend(
+        state
+            .files
+            .keys()
+            .filter(|p| p.starts_with(crate::render::NODES_DIR))
+            .cloned(),
+    );
     let mut out = Vec::new();
-    for path in private.iter().filter(|p| state.files.contains_key(**p)) {
+    for path in private
+        .iter()
+        .filter(|p| state.files.contains_key(p.as_str()))
+    {
         let Ok(meta) = std::fs::symlink_metadata(under_root(root, path)) else {
             continue;
         };
         let mode = meta.permissions().mode() & 0o777;
         // cells.key may be group-readable (root:CELLS_GROUP 0640); nothing more.
-        let allowed = if *path == paths::CELLS_KEY {
+        let allowed = if path == paths::CELLS_KEY {
             0o640
         } else {
             0o600

@@ -42,7 +42,7 @@ pub fn validators(root: &Path, state: &State) -> Vec<Finding> {
             Status::Skipped,
             "the units name the deployment's binaries; run `cellsctl check` on the server (root /)",
         )),
-        Ok(analyze) => out.extend(unit_checks(&analyze)),
+        Ok(analyze) => out.extend(unit_checks(&analyze, state.answers.cluster.is_some())),
         Err(skipped) => out.push(skipped),
     }
     out
@@ -160,7 +160,8 @@ fn promtool_check(promtool: &Path, root: &Path) -> Finding {
     }
 }
 
-fn unit_checks(analyze: &Path) -> Vec<Finding> {
+/// The units written here (in cluster mode cells.service is on the nodes).
+fn unit_checks(analyze: &Path, cluster: bool) -> Vec<Finding> {
     [
         paths::CELLS_UNIT,
         paths::RENEW_SERVICE,
@@ -168,6 +169,7 @@ fn unit_checks(analyze: &Path) -> Vec<Finding> {
         paths::UPGRADE_PATH,
     ]
     .into_iter()
+    .filter(|u| !(cluster && *u == paths::CELLS_UNIT))
     .map(|unit| {
         let (ok, text) =
             run(crate::ui::tool(analyze).arg("verify").arg(unit)).unwrap_or((false, String::new()));

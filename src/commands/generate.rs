@@ -102,6 +102,11 @@ fn carry_out(
         // install.yml cannot be read: provisioning would work on half a plan.
         return Err(Error::runtime(format!("--provision: {e}")));
     }
+    if common.provision && prepared.resolved.answers.cluster.is_some() {
+        return Err(Error::usage(
+            "--provision: not in cluster mode (yet): set up each node with its `cellsctl node-bundle`, as the printed next steps say",
+        ));
+    }
     let mut provisioner = provisioner(common, given, prepared)?;
     if let Some(p) = provisioner.as_mut() {
         before_files(common, p, prepared, previous, options)?;

@@ -5,6 +5,7 @@ pub mod check;
 pub mod generate;
 pub mod hash_password;
 pub mod man;
+pub mod node_bundle;
 pub mod verify;
 
 use crate::error::Error;

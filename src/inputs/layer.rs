@@ -13,6 +13,7 @@ use crate::answers::{
     UpstreamTls, UrlPath, Username, TARGETS_FILE_IN_WORKING_DIR,
 };
 use crate::cli::AnswerArgs;
+use crate::cluster::{EtcdUrl, NatsUrl, Nodes, RedisUrl, S3AccessKey, S3Endpoint, VaultUrl};
 use std::sync::LazyLock;
 
 /// Merging two layers: `self` wins where it has a value.
@@ -148,6 +149,13 @@ answer_table! {
     CellsWorkingDir cells_working_dir: AbsPath = Fallback::Value("/var/cells"), "--cells-working-dir" "PATH";
     CellsctlBinary cellsctl_binary: AbsPath = Fallback::Value("/usr/bin/cellsctl"), "--cellsctl-binary" "PATH";
     CaddyVersion caddy_version: CaddyVersion = Fallback::Found("detected from `caddy version` on PATH"), "--caddy-version" "X.Y.Z";
+    Node node: Nodes = Fallback::None, "--node" "NAME=IP:PORT";
+    EtcdUrl etcd_url: EtcdUrl = Fallback::None, "--etcd-url" "URL";
+    NatsUrl nats_url: NatsUrl = Fallback::None, "--nats-url" "URL";
+    RedisUrl redis_url: RedisUrl = Fallback::None, "--redis-url" "URL";
+    VaultUrl vault_url: VaultUrl = Fallback::None, "--vault-url" "URL";
+    S3Endpoint s3_endpoint: S3Endpoint = Fallback::None, "--s3-endpoint" "URL";
+    S3AccessKey s3_access_key: S3AccessKey = Fallback::None, "--s3-access-key" "KEY";
 }
 
 static DEFAULTS: LazyLock<Result<Layer, String>> = LazyLock::new(|| {
@@ -205,6 +213,13 @@ impl Layer {
             cells_working_dir: a.cells_working_dir.clone(),
             cellsctl_binary: a.cellsctl_binary.clone(),
             caddy_version: a.caddy_version,
+            node: (!a.node.is_empty()).then(|| Nodes(a.node.clone())),
+            etcd_url: a.etcd_url.clone(),
+            nats_url: a.nats_url.clone(),
+            redis_url: a.redis_url.clone(),
+            vault_url: a.vault_url.clone(),
+            s3_endpoint: a.s3_endpoint.clone(),
+            s3_access_key: a.s3_access_key.clone(),
         }
     }
 
@@ -217,6 +232,7 @@ impl Layer {
             PublicTls::Internal | PublicTls::Off => (None, None, None),
         };
         let p = a.prometheus.as_ref();
+        let c = a.cluster.as_ref();
         Layer {
             external_url: Some(a.external_url.clone()),
             bind: Some(a.bind),
@@ -243,6 +259,13 @@ impl Layer {
             cells_working_dir: Some(a.cells.working_dir.clone()),
             cellsctl_binary: Some(a.cellsctl_binary.clone()),
             caddy_version: None,
+            node: c.map(|c| Nodes(c.nodes.clone())),
+            etcd_url: c.map(|c| c.etcd.clone()),
+            nats_url: c.map(|c| c.nats.clone()),
+            redis_url: c.map(|c| c.redis.clone()),
+            vault_url: c.map(|c| c.vault.clone()),
+            s3_endpoint: c.map(|c| c.s3_endpoint.clone()),
+            s3_access_key: c.map(|c| c.s3_access_key.clone()),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! reported at once, by its flag.
 
 pub mod caddy;
+pub mod cluster;
 pub mod install;
 pub mod layer;
 
@@ -39,6 +40,11 @@ impl Given {
                 a.prometheus_password_file.as_deref(),
                 a.admin_password_file.as_deref(),
                 a.db_password_file.as_deref(),
+                [
+                    a.vault_token_file.as_deref(),
+                    a.mongodb_dsn_file.as_deref(),
+                    a.s3_secret_key_file.as_deref(),
+                ],
             ),
             reconfigure: false,
         }
@@ -110,6 +116,14 @@ pub fn resolve(root: &Path, given: &Given, saved: Option<&State>) -> Result<Reso
         prometheus_flags_need_prometheus(flags, &given.secrets)?;
         None
     };
+    let cluster = cluster::resolve(
+        flags,
+        &merged,
+        &given.secrets,
+        saved.and_then(|s| s.answers.cluster.as_ref()),
+        merged.prometheus == Some(Toggle::On),
+        &mut missing,
+    )?;
     let (caddy, caddy_note) = caddy::target(flags.caddy_version, saved.map(|s| &s.caddy))?;
     if caddy.is_none() {
         missing.0.push(format!(
@@ -136,6 +150,7 @@ pub fn resolve(root: &Path, given: &Given, saved: Option<&State>) -> Result<Reso
         cells: cells_runtime(&merged)?,
         caddy_version: caddy.version(),
         cellsctl_binary: defaulted(merged.cellsctl_binary.clone(), Field::CellsctlBinary)?,
+        cluster,
     };
     working_dir_is_its_own(&answers.cells.working_dir)?;
     let mut notes: Vec<String> = caddy_note.into_iter().collect();

@@ -420,6 +420,7 @@ mod preflight_tests {
                 &crate::render::RenderInputs {
                     install_secrets: None,
                     pki: Some(&pki),
+                    cluster_pki: None,
                 },
             )
             .unwrap()

@@ -49,6 +49,30 @@ struct PrometheusSite {
     dial: String,
 }
 
+/// How Caddy spreads users over the nodes of a cluster. There is no
+/// endpoint every stock Cells node serves for an active health check
+/// (Pydio's `/pprofs` needs CELLS_ENABLE_PPROF), so health is passive: a
+/// node that fails a dial or answers 502-504 is left for `fail_duration`,
+/// and the request is retried on another node within `lb_try_duration`.
+#[derive(Serialize)]
+struct Pool {
+    cookie: &'static str,
+    try_duration: &'static str,
+    try_interval: &'static str,
+    fail_duration: &'static str,
+    max_fails: u32,
+    dial_timeout: &'static str,
+}
+
+const POOL: Pool = Pool {
+    cookie: "cells_node",
+    try_duration: "5s",
+    try_interval: "250ms",
+    fail_duration: "30s",
+    max_fails: 1,
+    dial_timeout: "3s",
+};
+
 #[derive(Serialize)]
 struct Context {
     caddy_version: String,
@@ -56,7 +80,10 @@ struct Context {
     site_address: String,
     tls: Tls,
     prometheus: Option<PrometheusSite>,
+    /// Every Cells to proxy to (one, or each node of a cluster).
     upstream: String,
+    /// Cluster mode: pin sessions, leave a dead node, retry elsewhere.
+    pool: Option<Pool>,
     /// The CA Caddy verifies Cells against; none with skip-verify.
     trusted_ca: Option<&'static str>,
 }
@@ -83,7 +110,16 @@ pub fn render(a: &Answers) -> Result<String, Error> {
             password_hash: p.password_hash.to_string(),
             dial: p.listen.dial().to_string(),
         }),
-        upstream: format!("https://{}", a.bind.dial()),
+        upstream: match &a.cluster {
+            None => format!("https://{}", a.bind.dial()),
+            Some(c) => c
+                .nodes
+                .iter()
+                .map(|n| format!("https://{}", n.addr))
+                .collect::<Vec<_>>()
+                .join(" "),
+        },
+        pool: a.cluster.as_ref().map(|_| POOL),
         trusted_ca: (a.upstream_tls == UpstreamTls::Ca).then_some(paths::CA_CERT),
     };
     render_template(templates::CADDYFILE, ctx)

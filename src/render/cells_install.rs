@@ -19,6 +19,26 @@ pub struct InstallFile {
     pub dbtcpname: String,
     pub dbtcpuser: String,
     pub dbtcppassword: String,
+    /// Cluster (first node): MongoDB and S3, set once in the shared config.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterStores>,
+}
+
+/// The first node's extra keys in cluster mode.
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+pub struct ClusterStores {
+    pub documentsdsn: String,
+    pub usedocumentsdsn: bool,
+    pub dstype: String,
+    pub dss3custom: String,
+    pub dss3apikey: String,
+    pub dss3apisecret: String,
+}
+
+/// The secrets only the first node's install file holds.
+pub struct ClusterSecrets {
+    pub mongodb_dsn: Secret,
+    pub s3_secret_key: Secret,
 }
 
 #[derive(Serialize, Deserialize, Debug, PartialEq)]
@@ -51,6 +71,36 @@ pub struct TlsSelfSigned {
 }
 
 pub fn render(a: &Answers, secrets: &InstallSecrets) -> Result<String, Error> {
+    render_file(a, secrets, a.bind.to_string(), None)
+}
+
+/// The first node's install file: its site bound on all addresses at the
+/// node's port, and MongoDB and S3 for the whole cluster.
+pub fn render_first_node(
+    a: &Answers,
+    c: &crate::cluster::Cluster,
+    node: &crate::cluster::Node,
+    secrets: &InstallSecrets,
+    cluster: &ClusterSecrets,
+) -> Result<String, Error> {
+    let stores = ClusterStores {
+        documentsdsn: cluster.mongodb_dsn.expose().into(),
+        usedocumentsdsn: true,
+        dstype: "S3".into(),
+        dss3custom: c.s3_endpoint.to_string(),
+        dss3apikey: c.s3_access_key.to_string(),
+        dss3apisecret: cluster.s3_secret_key.expose().into(),
+    };
+    let bind = format!("0.0.0.0:{}", node.addr.port());
+    render_file(a, secrets, bind, Some(stores))
+}
+
+fn render_file(
+    a: &Answers,
+    secrets: &InstallSecrets,
+    bind: String,
+    cluster: Option<ClusterStores>,
+) -> Result<String, Error> {
     let tlsconfig = match a.upstream_tls {
         UpstreamTls::Ca => TlsConfig {
             certificate: Some(TlsCertificate {
@@ -69,7 +119,7 @@ pub fn render(a: &Answers, secrets: &InstallSecrets) -> Result<String, Error> {
     };
     let file = InstallFile {
         proxyconfig: ProxyConfig {
-            binds: vec![a.bind.to_string()],
+            binds: vec![bind],
             reverseproxyurl: a.external_url.to_string(),
             tlsconfig,
         },
@@ -81,6 +131,7 @@ pub fn render(a: &Answers, secrets: &InstallSecrets) -> Result<String, Error> {
         dbtcpname: a.database.name.to_string(),
         dbtcpuser: a.database.user.to_string(),
         dbtcppassword: secrets.db_password.expose().into(),
+        cluster,
     };
     let body = serde_yaml::to_string(&file)
         .map_err(|e| Error::runtime(format!("serializing install.yml: {e}")))?;
@@ -98,10 +149,12 @@ pub fn render(a: &Answers, secrets: &InstallSecrets) -> Result<String, Error> {
 }
 
 /// The keys whose values are secrets.
-pub const SECRET_KEYS: [&str; 3] = [
+pub const SECRET_KEYS: [&str; 5] = [
     "frontendpassword",
     "frontendrepeatpassword",
     "dbtcppassword",
+    "documentsdsn",
+    "dss3apisecret",
 ];
 
 /// The secrets an existing install.yml holds, so regenerate can rewrite its site fields.

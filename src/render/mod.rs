@@ -82,6 +82,19 @@ pub struct RenderInputs<'a> {
     pub install_secrets: Option<&'a InstallSecrets>,
     /// Present in upstream-tls `ca` mode.
     pub pki: Option<&'a Pki>,
+    /// Cluster mode with upstream-tls `ca`: the CA and every node's certificate.
+    pub cluster_pki: Option<&'a crate::pki::ClusterPki>,
+}
+
+/// Where the proxy host keeps the nodes' certificates and keys.
+pub const NODES_DIR: &str = "/etc/cellsctl/nodes/";
+
+/// A node's certificate and key on the proxy host.
+pub fn node_paths(name: &crate::cluster::NodeName) -> (String, String) {
+    (
+        format!("{NODES_DIR}{name}/cells.crt"),
+        format!("{NODES_DIR}{name}/cells.key"),
+    )
 }
 
 /// The templates, embedded in the binary, by name.
@@ -175,6 +188,9 @@ fn gone(path: &str, mode: u32, affects: Vec<Service>) -> AbsentFile {
 
 /// Every file and directory for these answers (the state record is added by the caller).
 pub fn plan(answers: &Answers, inputs: &RenderInputs) -> Result<Plan, Error> {
+    if answers.cluster.is_some() {
+        return cluster_plan(answers, inputs);
+    }
     let cells_user = answers.cells.user.to_string();
     let mut plan = Plan::default();
     plan.dirs.push(dir("/etc/cellsctl", 0o755));
@@ -221,6 +237,98 @@ pub fn plan(answers: &Answers, inputs: &RenderInputs) -> Result<Plan, Error> {
     plan.dirs.sort_by(|a, b| a.path.cmp(&b.path));
     plan.dirs.dedup_by(|a, b| a.path == b.path);
     Ok(plan)
+}
+
+/// Cluster mode, on the proxy host: the Caddyfile in front of every node,
+/// the CA and the nodes' certificates (for their bundles), the renewal
+/// units; no Cells of its own (no cells.service, install.yml or
+/// certificate), and no Prometheus (refused with --node).
+fn cluster_plan(answers: &Answers, inputs: &RenderInputs) -> Result<Plan, Error> {
+    let mut plan = Plan::default();
+    plan.dirs.push(dir("/etc/cellsctl", 0o755));
+    plan.dirs.push(dir("/etc/caddy", 0o755));
+    plan.dirs.push(dir("/etc/systemd/system", 0o755));
+    plan.files.push(public_file(
+        paths::CADDYFILE,
+        caddyfile::render(answers)?,
+        vec![Service::Caddy],
+    ));
+    match (answers.upstream_tls, inputs.cluster_pki) {
+        (UpstreamTls::Ca, Some(pki)) => add_cluster_pki(&mut plan, pki),
+        (UpstreamTls::Ca, None) => {
+            return Err(Error::runtime(
+                "internal: upstream TLS 'ca' needs key material".to_string(),
+            ))
+        }
+        (UpstreamTls::SkipVerify, _) => plan.absent.extend([
+            gone(paths::CA_CERT, 0o644, vec![Service::Caddy]),
+            gone(paths::CA_KEY, 0o600, vec![]),
+        ]),
+    }
+    plan.absent.extend([
+        gone(paths::CELLS_CERT, 0o644, vec![]),
+        gone(paths::CELLS_KEY, 0o600, vec![]),
+        gone(paths::INSTALL_YML, 0o600, vec![]),
+        gone(paths::CELLS_UNIT, 0o644, vec![Service::SystemdDaemon]),
+        gone(paths::PROMETHEUS_CONFIG, 0o644, vec![Service::Prometheus]),
+        gone(
+            paths::PROMETHEUS_DROPIN,
+            0o644,
+            vec![Service::SystemdDaemon, Service::Prometheus],
+        ),
+    ]);
+    for (path, contents) in [
+        (
+            paths::RENEW_SERVICE,
+            systemd::render_renew_service(answers)?,
+        ),
+        (paths::RENEW_TIMER, systemd::render_renew_timer()?),
+        (paths::UPGRADE_PATH, systemd::render_upgrade_path()?),
+    ] {
+        plan.files
+            .push(public_file(path, contents, vec![Service::SystemdDaemon]));
+    }
+    plan.dirs.sort_by(|a, b| a.path.cmp(&b.path));
+    plan.dirs.dedup_by(|a, b| a.path == b.path);
+    Ok(plan)
+}
+
+/// The CA (as for one node) and each node's certificate and key, 0600 root.
+fn add_cluster_pki(plan: &mut Plan, pki: &crate::pki::ClusterPki) {
+    plan.dirs.push(dir("/etc/cellsctl/pki", 0o755));
+    plan.dirs.push(dir(NODES_DIR.trim_end_matches('/'), 0o700));
+    plan.files.push(PlannedFile {
+        visibility: Visibility::NotShown(Hidden::Certificate),
+        force_keeps: true,
+        ..public_file(
+            paths::CA_CERT,
+            pki.ca.cert_pem.clone(),
+            vec![Service::Caddy],
+        )
+    });
+    plan.files.push(PlannedFile {
+        mode: 0o600,
+        visibility: Visibility::NotShown(Hidden::PrivateKey),
+        force_keeps: true,
+        ..public_file(paths::CA_KEY, pki.ca.key_pem.clone(), vec![])
+    });
+    for n in &pki.nodes {
+        let (cert, key) = node_paths(&n.name);
+        plan.dirs
+            .push(dir(&format!("{NODES_DIR}{}", n.name), 0o700));
+        plan.files.push(PlannedFile {
+            mode: 0o600,
+            visibility: Visibility::NotShown(Hidden::Certificate),
+            force_keeps: true,
+            ..public_file(&cert, n.pair.cert_pem.clone(), vec![])
+        });
+        plan.files.push(PlannedFile {
+            mode: 0o600,
+            visibility: Visibility::NotShown(Hidden::PrivateKey),
+            force_keeps: true,
+            ..public_file(&key, n.pair.key_pem.clone(), vec![])
+        });
+    }
 }
 
 /// The private CA and the Cells certificate (upstream TLS `ca`).

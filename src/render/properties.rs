@@ -108,6 +108,7 @@ fn base_answers() -> Answers {
         },
         caddy_version: CaddyVersion::new(2, 11, 7),
         cellsctl_binary: parsed("/usr/bin/cellsctl"),
+        cluster: None,
     }
 }
 
@@ -125,6 +126,7 @@ fn plan_for(a: &Answers, s: &InstallSecrets) -> crate::plan::Plan {
         &RenderInputs {
             install_secrets: Some(s),
             pki: None,
+            cluster_pki: None,
         },
     )
     .expect("renders")

@@ -12,16 +12,18 @@ struct Context {
     working_dir: String,
     bind_low_port: bool,
     environment: Vec<(String, String)>,
+    /// Cluster nodes: the file holding VAULT_TOKEN.
+    environment_file: Option<&'static str>,
 }
+
+/// Where a cluster node keeps Vault's token (root 0600).
+pub const CELLS_ENV: &str = "/etc/cells/cells.env";
 
 /// The unit's `Environment=` lines. The site override makes the unit the
 /// living source of truth for bind, URL and certificate; some 4.x releases
 /// read only the names without `SITE_`, so both are set.
-fn environment(a: &Answers) -> Vec<(String, String)> {
-    let mut site = vec![
-        ("BIND", a.bind.to_string()),
-        ("EXTERNAL", a.external_url.to_string()),
-    ];
+fn environment(a: &Answers, bind: String) -> Vec<(String, String)> {
+    let mut site = vec![("BIND", bind), ("EXTERNAL", a.external_url.to_string())];
     if a.upstream_tls == UpstreamTls::Ca {
         site.push(("TLS_CERT_FILE", paths::CELLS_CERT.to_string()));
         site.push(("TLS_KEY_FILE", paths::CELLS_KEY.to_string()));
@@ -49,7 +51,33 @@ pub fn render_cells_unit(a: &Answers) -> Result<String, Error> {
             user: a.cells.user.to_string(),
             working_dir: a.cells.working_dir.to_string(),
             bind_low_port: a.bind.port() < 1024,
-            environment: environment(a),
+            environment: environment(a, a.bind.to_string()),
+            environment_file: None,
+        },
+    )
+}
+
+/// A cluster node's unit: today's, with the node's own site bind and
+/// addresses, the shared services, and Vault's token from cells.env.
+pub fn render_node_unit(
+    a: &Answers,
+    c: &crate::cluster::Cluster,
+    node: &crate::cluster::Node,
+) -> Result<String, Error> {
+    let mut env = environment(a, node.addr.to_string());
+    let ip = node.ip().to_string();
+    env.push(("CELLS_BIND_ADDRESS".to_string(), ip.clone()));
+    env.push(("CELLS_ADVERTISE_ADDRESS".to_string(), ip));
+    env.extend(c.services_env());
+    render_template(
+        templates::CELLS_UNIT,
+        Context {
+            binary: a.cells.binary.to_string(),
+            user: a.cells.user.to_string(),
+            working_dir: a.cells.working_dir.to_string(),
+            bind_low_port: node.addr.port() < 1024,
+            environment: env,
+            environment_file: Some(CELLS_ENV),
         },
     )
 }

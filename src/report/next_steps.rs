@@ -39,14 +39,10 @@ pub(super) fn render(decision: &Decision, ctx: &Context) -> String {
     if ctx.run == Run::Provision {
         return String::new();
     }
-    let mut steps: Vec<String> = Vec::new();
-    if !ctx.host.cells_user_exists {
-        steps.push(create_user(ctx));
-    }
-    if let InstallPlan::Write(_) = ctx.install {
-        steps.extend(install_cells(ctx));
-    }
-    steps.extend(start_services(decision, ctx));
+    let mut steps: Vec<String> = match &ctx.answers.cluster {
+        Some(c) => cluster_steps(decision, ctx, c),
+        None => single_node_steps(decision, ctx),
+    };
     if ctx.root != Path::new("/") && !steps.is_empty() {
         steps.insert(
             0,
@@ -64,6 +60,76 @@ pub(super) fn render(decision: &Decision, ctx: &Context) -> String {
         let _ = writeln!(out, "  {}. {s}", i + 1);
     }
     out
+}
+
+/// One Cells on this host: its user, `cells configure`, the services.
+fn single_node_steps(decision: &Decision, ctx: &Context) -> Vec<String> {
+    let mut steps: Vec<String> = Vec::new();
+    if !ctx.host.cells_user_exists {
+        steps.push(create_user(ctx));
+    }
+    if let InstallPlan::Write(_) = ctx.install {
+        steps.extend(install_cells(ctx));
+    }
+    steps.extend(start_services(decision, ctx));
+    steps
+}
+
+/// A cluster: the nodes first (the first one configures Cells for all),
+/// then the proxy on this host.
+fn cluster_steps(decision: &Decision, ctx: &Context, c: &crate::cluster::Cluster) -> Vec<String> {
+    let a = ctx.answers;
+    let (user, wd, bin) = (&a.cells.user, &a.cells.working_dir, &a.cells.binary);
+    let names: Vec<String> = c.nodes.iter().map(|n| n.name.to_string()).collect();
+    let first = &c.nodes[0];
+    // Node steps when a node's files are new or changed (or all is new).
+    let nodes_changed = ctx.setup == Setup::First
+        || decision.entries().any(|e| {
+            e.path.starts_with(crate::render::NODES_DIR)
+                && e.action != crate::apply::Action::Unchanged
+        });
+    let mut steps = if !nodes_changed {
+        Vec::new()
+    } else {
+        vec![
+        format!(
+            "On every node ({}): install the Cells binary as {bin}, and create the Cells user with its working dir:\n     useradd --system --user-group --home-dir {wd} --shell /usr/sbin/nologin {user}\n     install -d -o {user} -g {user} -m 0750 {wd}",
+            names.join(", ")
+        ),
+        format!(
+            "The first node, {name}: install its bundle (its install.yml needs the admin and database passwords: read from the files init was given, else give them again by env), configure Cells once, start it:\n     cellsctl node-bundle {name} | ssh root@{ip} tar -xpf - -C /\n     ssh root@{ip} 'sudo -u {user} env CELLS_WORKING_DIR={wd} {bin} configure --yaml {install} && rm {install} && systemctl daemon-reload && systemctl enable --now cells'",
+            name = first.name,
+            ip = first.ip(),
+            install = paths::INSTALL_YML,
+        ),
+        ]
+    };
+    for n in c.nodes[1..].iter().filter(|_| nodes_changed) {
+        steps.push(format!(
+            "Then {name} (no install file: it reads the shared config):\n     cellsctl node-bundle {name} | ssh root@{ip} tar -xpf - -C /\n     ssh root@{ip} 'systemctl daemon-reload && systemctl enable --now cells'",
+            name = n.name,
+            ip = n.ip()
+        ));
+    }
+    if ctx.run == Run::Write {
+        let mut here: Vec<String> = decision
+            .services()
+            .iter()
+            .map(|s| s.command().to_string())
+            .collect();
+        if ctx.setup == Setup::First {
+            here.push(
+                "systemctl enable --now cellsctl-renew.timer cellsctl-caddy-upgrade.path".into(),
+            );
+        }
+        if !here.is_empty() {
+            steps.push(format!(
+                "Last, Caddy on this host:\n     {}",
+                here.join("\n     ")
+            ));
+        }
+    }
+    steps
 }
 
 fn create_user(ctx: &Context) -> String {

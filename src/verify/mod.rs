@@ -36,7 +36,15 @@ pub struct Target {
     /// Prometheus path and basic auth.
     pub prometheus: Option<PrometheusProbe>,
     /// Cells' own address and the cellsctl CA, to check the upstream certificate.
-    pub upstream: Option<(SocketAddr, Option<String>)>,
+    /// In cluster mode, each node (named); one unnamed Cells otherwise.
+    pub upstream: Vec<Upstream>,
+}
+
+/// One Cells, probed directly: where, its node name, the CA it must chain to.
+pub struct Upstream {
+    pub node: Option<String>,
+    pub addr: SocketAddr,
+    pub ca: Option<String>,
 }
 
 /// Prometheus behind the proxy: its path, and the login when the password is known.
@@ -75,7 +83,23 @@ impl Target {
             connect_http: None,
             extra_roots: None,
             prometheus,
-            upstream: a.map(|a| (a.bind.dial(), ca)),
+            upstream: match a.map(|a| (a, &a.cluster)) {
+                None => Vec::new(),
+                Some((a, None)) => vec![Upstream {
+                    node: None,
+                    addr: a.bind.dial(),
+                    ca,
+                }],
+                Some((_, Some(c))) => c
+                    .nodes
+                    .iter()
+                    .map(|n| Upstream {
+                        node: Some(n.name.to_string()),
+                        addr: n.addr,
+                        ca: ca.clone(),
+                    })
+                    .collect(),
+            },
         }
     }
 }
@@ -388,20 +412,31 @@ fn prometheus_auth(path: &str, answer: Result<u16, String>) -> Finding {
 
 /// Cells' own certificate chains to the cellsctl CA.
 async fn upstream_certificate(t: &Target) -> Vec<Finding> {
-    match &t.upstream {
-        Some((cells, Some(ca))) => {
-            let name = cells.ip().to_string();
-            vec![match tls_connect(*cells, &name, roots(Some(ca), false), b"h2").await {
-                Ok(_) => pass("upstream certificate", format!("Cells at {cells} serves a certificate from the cellsctl CA")),
-                Err(e) => fail("upstream certificate", format!("{cells}: {e}"), "is cells.service using /etc/cells/tls/cells.crt (CELLS_SITE_TLS_CERT_FILE)?"),
-            }]
-        }
-        Some((_, None)) => vec![pass(
-            "upstream certificate",
-            "skip-verify mode: Cells' own certificate is not checked",
-        )],
-        None => vec![],
+    let mut out = Vec::new();
+    for u in &t.upstream {
+        let (check, who) = match &u.node {
+            None => (
+                "upstream certificate".to_string(),
+                format!("Cells at {}", u.addr),
+            ),
+            Some(n) => (format!("node {n}"), format!("node {n} at {}", u.addr)),
+        };
+        out.push(match &u.ca {
+            Some(ca) => {
+                let name = u.addr.ip().to_string();
+                match tls_connect(u.addr, &name, roots(Some(ca), false), b"h2").await {
+                    Ok(_) => pass(&check, format!("{who} serves a certificate from the cellsctl CA")),
+                    Err(e) => fail(&check, format!("{who}: {e}"), "is cells.service running there, using /etc/cells/tls/cells.crt (CELLS_SITE_TLS_CERT_FILE)?"),
+                }
+            }
+            None if u.node.is_some() => match tcp_connect(u.addr).await {
+                Ok(_) => pass(&check, format!("{who} answers (skip-verify mode: its certificate is not checked)")),
+                Err(e) => fail(&check, format!("{who} is down: {}", e.map_or("timed out".to_string(), |e| e.to_string())), "is cells.service running there?"),
+            },
+            None => pass(&check, "skip-verify mode: Cells' own certificate is not checked"),
+        });
     }
+    out
 }
 
 /// A plain-HTTP site (`--public-tls off`): Cells through the proxy, the
