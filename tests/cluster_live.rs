@@ -3,7 +3,8 @@
 //! serving the certificate and key from its own `node-bundle`. A client that
 //! keeps its `cells_node` cookie stays on one node; new clients spread; the
 //! node a client is pinned to dies and that client's requests all succeed on
-//! another node; the node comes back and new clients reach it again once
+//! another node, while `cellsctl verify` names that node as down (and, before,
+//! found every node serving its certificate); the node comes back and new clients reach it again once
 //! `fail_duration` has passed (not before); gRPC and a websocket pass through
 //! the pool; nodes with a certificate not from cellsctl's CA get no request
 //! (502). Both versions run at once, so the suite waits for `fail_duration`
@@ -354,6 +355,25 @@ impl Pool {
         }
     }
 
+    /// `cellsctl verify` through Caddy (Caddy's local root trusted): its
+    /// stdout. Run off the runtime's threads, which serve the stand-ins.
+    async fn verify(&self) -> String {
+        let ca = self._d.root().join("caddy-local-root.crt");
+        std::fs::write(&ca, &self.root_pem).expect("write Caddy's root");
+        let mut cmd = cellsctl();
+        cmd.arg("verify")
+            .arg("--root")
+            .arg(self._d.root())
+            .arg("--connect")
+            .arg(self.site.to_string())
+            .arg("--ca")
+            .arg(&ca);
+        let out = tokio::task::spawn_blocking(move || cmd.output().expect("run verify"))
+            .await
+            .expect("verify thread");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
     fn name(&self, node: Option<usize>) -> &str {
         node.map_or("no node", |i| self.nodes[i].name)
     }
@@ -486,6 +506,16 @@ async fn exercise(version: String, caddy: PathBuf) -> String {
     );
     let sticky = t.elapsed();
 
+    // `verify` probes each node directly: all answer with their certificate.
+    let report = p.verify().await;
+    for n in &p.nodes {
+        let line = format!(
+            "ok    node {}: node {} at {} serves a certificate from the cellsctl CA",
+            n.name, n.name, n.addr
+        );
+        assert!(report.contains(&line), "{what}: {line}\n{report}");
+    }
+
     // 3. The pinned node dies: every next request of its client succeeds
     //    elsewhere, and the client is pinned again to one other node.
     let t = Instant::now();
@@ -511,6 +541,18 @@ async fn exercise(version: String, caddy: PathBuf) -> String {
         "{what}: after the failover the client moved between nodes: {after:?}"
     );
     let failover = t.elapsed();
+    // `verify` names the node that is down, and only that one (after the
+    // failover: its requests through Caddy no longer reach the dead node,
+    // so they cannot move the time it was marked down).
+    let report = p.verify().await;
+    let down = format!(
+        "FAIL  node {}: node {} at {}",
+        p.name(Some(home)),
+        p.name(Some(home)),
+        p.nodes[home].addr
+    );
+    assert!(report.contains(&down), "{what}: {down}\n{report}");
+    assert_eq!(report.matches("FAIL  node ").count(), 1, "{what}: {report}");
 
     // 4. The node comes back (same address, same certificate): new clients
     //    reach it again once fail_duration has passed since the failed dial,
