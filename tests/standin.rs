@@ -2,7 +2,8 @@
 //! certificate cellsctl issued (or its own self-signed one), HTTP/1.1 and
 //! HTTP/2 on one port, a gRPC service written by hand (unary, server
 //! streaming, client streaming), a websocket echo under /ws/, an upload sink,
-//! and a record of the Host header each request arrived with. Plus the client
+//! a download source (`/download?bytes=N`, for bench/datapath), and a record
+//! of the Host header each request arrived with. Plus the client
 //! side: HTTP/1.1 and HTTP/2 over TLS through Caddy, trusting Caddy's local CA.
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -151,6 +152,8 @@ async fn handle(req: Request<Incoming>, seen: Arc<Seen>) -> Result<Response<BoxB
         websocket(req)
     } else if path == "/upload" {
         upload(req, &seen).await
+    } else if path == "/download" {
+        download(req.uri().query())
     } else {
         Response::builder()
             .header("x-seen-host", host)
@@ -182,6 +185,53 @@ async fn upload(req: Request<Incoming>, seen: &Seen) -> Response<BoxBody> {
     Response::builder()
         .body(full(total.to_string()))
         .expect("response")
+}
+
+/// `/download?bytes=N`: N zero bytes, streamed from one static chunk, so a
+/// large download costs the server no memory and little CPU.
+fn download(query: Option<&str>) -> Response<BoxBody> {
+    let size = query
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("bytes="))
+        .and_then(|n| n.parse::<u64>().ok());
+    let Some(size) = size else {
+        return Response::builder()
+            .status(400)
+            .body(full("usage: /download?bytes=N"))
+            .expect("response");
+    };
+    Response::builder()
+        .header(hyper::header::CONTENT_TYPE, "application/octet-stream")
+        .header(hyper::header::CONTENT_LENGTH, size)
+        .body(Zeros(size).boxed())
+        .expect("response")
+}
+
+/// A body of this many zero bytes.
+struct Zeros(u64);
+
+impl hyper::body::Body for Zeros {
+    type Data = Bytes;
+    type Error = std::io::Error;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        static CHUNK: [u8; 64 * 1024] = [0; 64 * 1024];
+        if self.0 == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        let len = self.0.min(CHUNK.len() as u64) as usize;
+        self.0 -= len as u64;
+        std::task::Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(&CHUNK[..len])))))
+    }
+    fn is_end_stream(&self) -> bool {
+        self.0 == 0
+    }
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.0)
+    }
 }
 
 /// A gRPC message frame: compressed flag, length, bytes.
