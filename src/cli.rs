@@ -75,6 +75,14 @@ pub enum Command {
         after_help = "Exit status: 0 when every check passes, 1 otherwise.\n\nExamples:\n  cellsctl verify\n  # Before DNS is live, dialing the server directly:\n  cellsctl verify --connect 203.0.113.7:443\n  # A site on Caddy's internal CA, with the Prometheus login:\n  cellsctl verify --ca /var/lib/caddy/.local/share/caddy/pki/authorities/local/root.crt --prometheus-password-file /root/prom.txt"
     )]
     Verify(VerifyArgs),
+    /// Take over a deployment made by hand (Pydio's Caddy tutorial): read it, then render and save it as cellsctl's.
+    ///
+    /// Reads the Caddyfile through the installed caddy (`caddy adapt`), cells.service and Prometheus' flags;
+    /// answer flags win over what was read. Refuses (exit 3) a Caddyfile with parts cellsctl would drop, unless --force.
+    #[command(
+        after_help = "Examples:\n  cellsctl adopt --dry-run     # what was read, from where, and what would change\n  cellsctl adopt               # then: cellsctl regenerate, as on any managed server"
+    )]
+    Adopt(GenerateArgs),
     /// Cluster mode: write a node's files to stdout as a tar archive, to unpack on that node.
     #[command(
         after_help = "Regular files only, paths relative to /, owners by name; the same bytes for the same state.\nSecrets (Vault's token; in the first node's bundle the install file) are read again from the files recorded in the state, or from the same flags and env as init.\n\nExamples:\n  cellsctl node-bundle node2 | ssh root@node2 tar -xpf - -C /\n  cellsctl node-bundle node1 | tar -tvf -"

@@ -19,6 +19,12 @@ pub enum Error {
     /// Hand-edited, unknown or deleted files stopped the run before any write: exit 3.
     #[error("{0}")]
     Refused(Refusal),
+    /// `adopt`: the Caddyfile holds what cellsctl's rendering would drop: exit 3.
+    #[error(
+        "adopt: the Caddyfile holds what cellsctl's rendering would drop; nothing was written:\n  {}\nmove these elsewhere (or drop them), or adopt with --force (the original is kept as a backup)",
+        .0.join("\n  ")
+    )]
+    WouldDrop(Vec<String>),
     /// `check`: files differ from what cellsctl wrote: exit 3.
     #[error("check: files differ from what cellsctl wrote (see above)")]
     Drifted,
@@ -72,7 +78,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) | Error::Missing(_) => 2,
-            Error::Refused(_) | Error::Drifted => 3,
+            Error::Refused(_) | Error::Drifted | Error::WouldDrop(_) => 3,
             Error::Interrupted => 130,
             Error::CheckFailed
             | Error::VerifyFailed(_)

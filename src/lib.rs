@@ -10,6 +10,7 @@
 //!
 //! Each command has its file in `commands`; `run` only dispatches.
 
+pub mod adopt;
 pub mod answers;
 pub mod apply;
 pub mod check;
@@ -44,6 +45,7 @@ pub fn run(cli: Cli, now: OffsetDateTime) -> Result<(), Error> {
     match cli.command {
         Command::Init(args) => commands::generate::run(&args, Mode::Init, now),
         Command::Regenerate(args) => commands::generate::run(&args, Mode::Regenerate, now),
+        Command::Adopt(args) => commands::generate::run(&args, Mode::Adopt, now),
         Command::HashPassword(args) => commands::hash_password::run(&args),
         Command::Completions { shell } => commands::man::completions(shell),
         Command::Check(args) => commands::check::run(&args, now),

@@ -75,7 +75,9 @@ pub fn prepare(
     // Missing answers are reported together: the answers', then install.yml's.
     // In cluster mode this host has no install.yml: the first node's bundle carries it.
     let saved_cluster = saved.and_then(|s| s.answers.cluster.as_ref());
-    let install_plan = if inputs::cluster::is_cluster(&given.answers, saved_cluster) {
+    let install_plan = if given.adopting {
+        Ok(InstallPlan::Consumed)
+    } else if inputs::cluster::is_cluster(&given.answers, saved_cluster) {
         Ok(InstallPlan::Untouched)
     } else {
         install::plan(root, &given.secrets, saved)

@@ -137,8 +137,20 @@ impl State {
             })
             .collect();
         let consumed = saved.and_then(|s| s.files.get(paths::INSTALL_YML));
-        if let (true, Some(rec)) = (install_consumed, consumed) {
-            files.insert(paths::INSTALL_YML.to_string(), rec.clone());
+        match (install_consumed, consumed) {
+            (true, Some(rec)) => {
+                files.insert(paths::INSTALL_YML.to_string(), rec.clone());
+            }
+            // Adopted: Cells was installed by hand; cellsctl never writes install.yml.
+            (true, None) if saved.is_none() => {
+                files.insert(
+                    paths::INSTALL_YML.to_string(),
+                    FileRecord {
+                        sha256: sha256_hex(b""),
+                    },
+                );
+            }
+            _ => {}
         }
         State {
             schema_version: SCHEMA_VERSION,

@@ -2,6 +2,7 @@
 
 mod common;
 
+mod adopt;
 mod bench;
 mod check;
 mod cluster_services;

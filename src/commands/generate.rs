@@ -6,7 +6,7 @@ use crate::apply::{self, ApplyOptions, Decision, Refusal};
 use crate::cli::{CommonArgs, GenerateArgs};
 use crate::error::Error;
 use crate::inputs::install::{self, InstallPlan};
-use crate::inputs::Given;
+use crate::inputs::{Combine, Given};
 use crate::lock;
 use crate::prepare::{prepare, Prepared};
 use crate::provision::Provisioner;
@@ -26,6 +26,8 @@ use time::OffsetDateTime;
 pub enum Mode {
     Init,
     Regenerate,
+    /// Take over a deployment made by hand (see `crate::adopt`).
+    Adopt,
 }
 
 pub fn run(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), Error> {
@@ -45,9 +47,13 @@ pub fn run(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), E
     let saved = match mode {
         Mode::Init => state::load(root)?,
         Mode::Regenerate => Some(state::require(root)?),
+        Mode::Adopt => already_managed(root)?,
     };
     let mut prompter = asks.then(TerminalPrompter::new);
-    let given = gather(args, root, saved.as_ref(), prompter.as_mut())?;
+    let (given, adopted) = match mode {
+        Mode::Adopt => adopt_given(args, root).map(|(g, a)| (g, Some(a)))?,
+        _ => (gather(args, root, saved.as_ref(), prompter.as_mut())?, None),
+    };
     if locks_now && asks {
         lock = Some(lock_after_questions(root, saved.as_ref())?);
     }
@@ -56,6 +62,8 @@ pub fn run(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), E
     let timestamp = backup_timestamp(now);
     let options = ApplyOptions {
         fault: fault_from_env()?,
+        // Adopting replaces the hand-made files it read, each kept as a backup.
+        force: common.force || mode == Mode::Adopt,
         ..apply_options(common, &timestamp)
     };
     let previous = saved.as_ref().map(|s| s.files.clone()).unwrap_or_default();
@@ -64,6 +72,7 @@ pub fn run(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), E
     }
     let session = Session {
         common,
+        adopted: adopted.as_ref(),
         given: &given,
         saved: saved.as_ref(),
         previous: &previous,
@@ -75,6 +84,7 @@ pub fn run(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), E
 /// What a run was given, for the steps after the answers are settled.
 struct Session<'a> {
     common: &'a CommonArgs,
+    adopted: Option<&'a crate::adopt::Adopted>,
     given: &'a Given,
     saved: Option<&'a State>,
     previous: &'a std::collections::BTreeMap<String, state::FileRecord>,
@@ -90,6 +100,7 @@ fn carry_out(
 ) -> Result<(), Error> {
     let Session {
         common,
+        adopted,
         given,
         saved,
         previous,
@@ -149,6 +160,9 @@ fn carry_out(
         host,
         provision: provisioner.as_ref(),
     };
+    if let (Some(a), false, None) = (adopted, common.quiet || common.json, &refusal) {
+        super::print(&crate::adopt::render(a, common.force))?;
+    }
     tell(common, root, &outcome)?;
     if let Some(refusal) = refusal {
         return Err(Error::Refused(refusal));
@@ -222,6 +236,30 @@ fn restart_guard(prepared: &Prepared, decision: &Decision) -> Result<(), Error> 
   nothing was written; Caddy keeps serving its current site"
         ))
     })
+}
+
+/// `adopt` takes over a deployment no cellsctl manages yet.
+fn already_managed(root: &Path) -> Result<Option<State>, Error> {
+    match state::load(root)? {
+        Some(_) => Err(Error::usage(format!(
+            "adopt: {} is already managed by cellsctl: use `cellsctl regenerate`",
+            root.display()
+        ))),
+        None => Ok(None),
+    }
+}
+
+/// `adopt`: the flags over what was read; what the rendering would drop
+/// stops the run (exit 3) unless --force.
+fn adopt_given(args: &GenerateArgs, root: &Path) -> Result<(Given, crate::adopt::Adopted), Error> {
+    let adopted = crate::adopt::read(root)?;
+    if !adopted.dropped.is_empty() && !args.common.force {
+        return Err(Error::WouldDrop(adopted.dropped));
+    }
+    let mut given = Given::from_args(&args.answers);
+    given.answers = given.answers.combine(adopted.answers.clone());
+    given.adopting = true;
+    Ok((given, adopted))
 }
 
 /// `--root` is a directory (or not there yet); `--restart-services` only

@@ -30,6 +30,8 @@ pub struct Given {
     /// `--provision`: a used install.yml may be written again for a Cells
     /// that lost its configuration.
     pub reconfigure: bool,
+    /// `adopt`: Cells is installed already; install.yml counts as used.
+    pub adopting: bool,
 }
 
 impl Given {
@@ -47,6 +49,7 @@ impl Given {
                 ],
             ),
             reconfigure: false,
+            adopting: false,
         }
     }
 }
