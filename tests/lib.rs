@@ -3,6 +3,7 @@
 mod common;
 
 mod adopt;
+mod adopt_live;
 mod bench;
 mod check;
 mod cluster_services;

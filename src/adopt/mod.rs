@@ -102,7 +102,7 @@ pub fn read(root: &Path) -> Result<Adopted, Error> {
             .set(Field::Prometheus, "off")
             .map_err(Error::usage)?;
     }
-    if found.prometheus.is_none() && unit.bind.is_none() {
+    if !unit.found {
         a.changes.push(format!(
             "no cells.service found: cellsctl writes one ({})",
             paths::CELLS_UNIT
@@ -140,6 +140,17 @@ fn prometheus(
             "--prometheus-password-hash"
         ));
     }
+    // A hand-made drop-in that sets ExecStart and sorts after cellsctl.conf
+    // would win over cellsctl's flags.
+    for d in prometheus_dropins(root) {
+        let sets_exec = read_optional_text(&under_root(root, &d))
+            .ok()
+            .flatten()
+            .is_some_and(|t| t.lines().any(|l| l.trim_start().starts_with("ExecStart=")));
+        if sets_exec && d.rsplit('/').next().is_some_and(|n| n > "cellsctl.conf") {
+            a.changes.push(format!("{d} sets ExecStart and is read after cellsctl's drop-in, so its flags win: remove it (or move its flags into cellsctl's answers)"));
+        }
+    }
     let listen = prometheus_listen(root);
     let all = listen
         .as_deref()
@@ -154,19 +165,47 @@ fn prometheus(
     Ok(())
 }
 
-/// `--web.listen-address` from Debian's /etc/default/prometheus, if set.
+/// The drop-ins of prometheus.service made by hand, in systemd's order.
+fn prometheus_dropins(root: &Path) -> Vec<String> {
+    let dir = "/etc/systemd/system/prometheus.service.d";
+    let mut names: Vec<String> = std::fs::read_dir(under_root(root, dir))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".conf") && n != "cellsctl.conf")
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names.into_iter().map(|n| format!("{dir}/{n}")).collect()
+}
+
+/// `--web.listen-address` as Prometheus gets it: Debian's unit, then
+/// /etc/default/prometheus, then the drop-ins made by hand (later wins).
 fn prometheus_listen(root: &Path) -> Option<String> {
-    let text = read_optional_text(&under_root(root, paths::PROMETHEUS_DEFAULTS)).ok()??;
-    text.split_whitespace().find_map(|w| {
-        w.trim_matches('"')
-            .strip_prefix("--web.listen-address=")
-            .map(String::from)
-    })
+    let mut files = vec![
+        "/lib/systemd/system/prometheus.service".to_string(),
+        paths::PROMETHEUS_DEFAULTS.to_string(),
+    ];
+    files.extend(prometheus_dropins(root));
+    files
+        .iter()
+        .filter_map(|f| read_optional_text(&under_root(root, f)).ok().flatten())
+        .filter_map(|text| {
+            text.split_whitespace().find_map(|w| {
+                w.trim_matches('"')
+                    .strip_prefix("--web.listen-address=")
+                    .map(String::from)
+            })
+        })
+        .last()
 }
 
 /// What the Cells unit (and its drop-ins) says, each with its file.
 #[derive(Default)]
 struct Unit {
+    /// cells.service (or a drop-in) exists.
+    found: bool,
     bind: Option<(String, String)>,
     binary: Option<(String, String)>,
     user: Option<(String, String)>,
@@ -192,6 +231,7 @@ fn read_unit(root: &Path) -> Result<Unit, Error> {
         let Some(text) = read_optional_text(&under_root(root, &file))? else {
             continue;
         };
+        u.found = true;
         for (n, line) in text.lines().enumerate() {
             let from = format!("{file}:{}", n + 1);
             let line = line.trim();
