@@ -522,3 +522,66 @@ fn questions_never_go_to_stdout_on_a_dumb_terminal() {
         .unwrap_or_else(|e| panic!("stdout is not just JSON ({e}):\n{stdout}"));
     assert_eq!(doc["dry_run"], false);
 }
+
+/// `adopt` on a terminal: what was read is shown with its source, only what
+/// could not be read is asked (the database, not the URL), install.yml's
+/// passwords never are, and the review is confirmed before writing.
+#[test]
+fn adopt_on_a_terminal_asks_only_what_was_not_read() {
+    let Some(caddy) = require_tool("caddy", Some("/usr/bin/caddy".into())) else {
+        return;
+    };
+    let d = Deployment::new();
+    std::fs::create_dir_all(d.path("/etc/caddy")).expect("mkdir");
+    std::fs::write(
+        d.path("/etc/caddy/Caddyfile"),
+        "cells.example.com {\n  tls tls@example.com\n  reverse_proxy localhost:8080 {\n    transport http {\n      tls\n      tls_insecure_skip_verify\n    }\n  }\n}\n",
+    )
+    .expect("write");
+    let bin = tempfile::tempdir().expect("bin");
+    std::os::unix::fs::symlink(&caddy, bin.path().join("caddy")).expect("symlink");
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("cellsctl"));
+    cmd.arg("adopt").arg("--root").arg(d.root());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CELLSCTL_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("NO_COLOR", "1")
+        .env("TERM", "xterm")
+        .env("PATH", bin.path());
+    let mut p = rexpect::session::spawn_command(cmd, Some(20_000)).expect("spawn in a pty");
+    let shown = p
+        .exp_string("Cells admin login")
+        .expect("what was not read is asked");
+    assert!(
+        shown.contains("--external-url") && shown.contains("https://cells.example.com"),
+        "what was read is shown first:\n{shown}"
+    );
+    assert!(
+        !shown.contains("External URL ›"),
+        "the URL is not asked:\n{shown}"
+    );
+    p.send_line("").expect("send");
+    for q in [
+        "Database host",
+        "Database port",
+        "Database name",
+        "Database user",
+    ] {
+        answer(&mut p, q, "");
+    }
+    answer(&mut p, "Change advanced settings", "n");
+    let before = p.exp_string("Write these files?").expect("the review");
+    assert!(
+        !before.contains("password") && !before.contains("External URL ›"),
+        "no install.yml password, and not the URL, is asked:\n{before}"
+    );
+    p.send_line("y").expect("send");
+    assert_eq!(exit_code(&mut p), Some(0));
+    let state = d.read("/etc/cellsctl/cellsctl.yaml");
+    assert!(
+        state.contains("external_url: https://cells.example.com"),
+        "{state}"
+    );
+}

@@ -389,6 +389,371 @@ struct SiteRoute<'a> {
     hosts: Vec<String>,
 }
 
+impl SiteRoute<'_> {
+    fn serves(&self, host: &str) -> bool {
+        lists_host(&self.hosts, host)
+    }
+}
+
+/// `host` is one of `hosts`, ignoring case as Caddy does.
+fn lists_host(hosts: &[String], host: &str) -> bool {
+    hosts.iter().any(|h| h.eq_ignore_ascii_case(host))
+}
+
+/// The handlers of a route (below its `handle`), with the matchers above each.
+fn walk_route<'a>(route: &'a Map<String, Value>, path: &str) -> Walk<'a> {
+    let mut w = Walk::default();
+    if let Some(h) = route.get("handle") {
+        walk_handlers(h, &join(path, "handle"), &[], &mut w);
+    }
+    w
+}
+
+/// The parts of the adapted config that hold sites.
+struct Config<'a> {
+    root: &'a Map<String, Value>,
+    apps: &'a Map<String, Value>,
+    http: &'a Map<String, Value>,
+    servers: &'a Map<String, Value>,
+    /// The global `http_port`, 80 by default: a site served only there is plain HTTP.
+    http_port: u64,
+    /// The global `http_port` or `https_port` is set, which moves ACME's
+    /// challenge ports too (reported as the global option itself).
+    alternate_ports: bool,
+}
+
+impl<'a> Config<'a> {
+    /// Err: the config serves no site.
+    fn of(adapted: &'a Value) -> Result<Self, String> {
+        let root = adapted
+            .as_object()
+            .ok_or("not a Caddy JSON config (expected an object)")?;
+        let apps = root
+            .get("apps")
+            .and_then(Value::as_object)
+            .ok_or("no `apps` in the config: it serves no site")?;
+        let http = apps
+            .get("http")
+            .and_then(Value::as_object)
+            .ok_or("no `apps.http` in the config: it serves no site")?;
+        let servers = http
+            .get("servers")
+            .and_then(Value::as_object)
+            .ok_or("no `apps.http.servers` in the config: it serves no site")?;
+        Ok(Config {
+            root,
+            apps,
+            http,
+            servers,
+            http_port: http.get("http_port").and_then(Value::as_u64).unwrap_or(80),
+            alternate_ports: http.contains_key("http_port") || http.contains_key("https_port"),
+        })
+    }
+}
+
+/// Every top-level route of every server: each is a site (or a catch-all).
+/// Err: there is none.
+fn site_routes(servers: &Map<String, Value>) -> Result<Vec<SiteRoute<'_>>, String> {
+    let mut sites = Vec::new();
+    for (name, srv) in servers {
+        let spath = join("apps.http.servers", name);
+        let Some(routes) = srv.get("routes").and_then(Value::as_array) else {
+            continue;
+        };
+        for (i, r) in routes.iter().enumerate() {
+            let Some(route) = r.as_object() else { continue };
+            let hosts = route
+                .get("match")
+                .and_then(Value::as_array)
+                .and_then(|sets| sets.first())
+                .map(|set| strings(set.get("host")))
+                .unwrap_or_default();
+            sites.push(SiteRoute {
+                server: name.clone(),
+                path: at(&join(&spath, "routes"), i),
+                route,
+                hosts,
+            });
+        }
+    }
+    if sites.is_empty() {
+        return Err("no site in the config (no route on any server)".into());
+    }
+    Ok(sites)
+}
+
+/// The site being adopted.
+struct Site {
+    /// Its index in the site routes (and their walks).
+    index: usize,
+    /// The host it is read for, as written in the site address.
+    host: String,
+    /// All its addresses.
+    hosts: Vec<String>,
+    /// The name of its server.
+    server: String,
+}
+
+/// Some handler of the route is a `reverse_proxy` that is not Prometheus's,
+/// so the site may be the Cells site.
+fn proxies_to_cells(w: &Walk<'_>) -> bool {
+    w.leaves.iter().any(|l| {
+        proxy_dial(l.handler)
+            .is_some_and(|d| path_cond(&l.conds).is_none_or(|(_, p, _)| !is_prometheus(&p, &d)))
+    })
+}
+
+/// The one site that proxies to Cells, narrowed to `want` when several do
+/// and `want` is one of their hosts. Err: none, several, or no host name.
+fn choose_site(
+    sites: &[SiteRoute<'_>],
+    walks: &[Walk<'_>],
+    want: Option<&str>,
+) -> Result<Site, String> {
+    let mut candidates: Vec<usize> = (0..sites.len())
+        .filter(|&i| proxies_to_cells(&walks[i]))
+        .collect();
+    let want = want.filter(|host| candidates.iter().any(|&i| sites[i].serves(host)));
+    if let Some(host) = want {
+        candidates.retain(|&i| sites[i].serves(host));
+    }
+    let index = match candidates.as_slice() {
+        [] => {
+            return Err(format!(
+                "no site has a `reverse_proxy` to Cells (sites: {})",
+                site_list(sites)
+            ))
+        }
+        [one] => *one,
+        several => {
+            let list: Vec<String> = several
+                .iter()
+                .map(|&i| format!("{} ({})", host_text(&sites[i].hosts), sites[i].path))
+                .collect();
+            return Err(format!(
+                "several sites have a `reverse_proxy`, cannot tell which one is Cells: {}",
+                list.join(", ")
+            ));
+        }
+    };
+    let route = &sites[index];
+    Ok(Site {
+        index,
+        host: site_host(route, want)?,
+        hosts: route.hosts.clone(),
+        server: route.server.clone(),
+    })
+}
+
+/// The host the site is read for: `want` as the site writes it, else the
+/// site's first address. Err: the site has no host name.
+fn site_host(site: &SiteRoute<'_>, want: Option<&str>) -> Result<String, String> {
+    match (want, site.hosts.first()) {
+        (Some(h), _) => Ok(site
+            .hosts
+            .iter()
+            .find(|x| x.eq_ignore_ascii_case(h))
+            .cloned()
+            .unwrap_or_else(|| h.to_string())),
+        (None, Some(h)) => Ok(h.clone()),
+        (None, None) => Err(format!(
+            "the site with the `reverse_proxy` ({}) has no host name: cellsctl needs a site address such as cells.example.com",
+            site.path
+        )),
+    }
+}
+
+/// The Prometheus `reverse_proxy` of the site and its path matcher.
+struct PrometheusLeaf {
+    /// Index of the proxy in the walk's leaves.
+    leaf: usize,
+    /// Index of its path matcher in the leaf's conds.
+    cond: usize,
+    prefix: String,
+    paths: Vec<String>,
+}
+
+/// The two `reverse_proxy` handlers cellsctl renders.
+struct SiteProxies {
+    prometheus: Option<PrometheusLeaf>,
+    /// Index of the Cells proxy in the walk's leaves.
+    cells: usize,
+}
+
+impl SiteProxies {
+    /// Prometheus: a `reverse_proxy` under a single path-prefix matcher that
+    /// looks like Prometheus. Cells: the one other `reverse_proxy` without a
+    /// matcher (or the only other one). Err: either is ambiguous.
+    fn find(walk: &Walk<'_>, host: &str) -> Result<Self, String> {
+        let prometheus = find_prometheus(walk)?;
+        let cells = find_cells(walk, prometheus.as_ref(), host)?;
+        Ok(SiteProxies { prometheus, cells })
+    }
+}
+
+fn find_prometheus(walk: &Walk<'_>) -> Result<Option<PrometheusLeaf>, String> {
+    let mut prom: Option<PrometheusLeaf> = None;
+    for (i, l) in walk.leaves.iter().enumerate() {
+        let Some(dial) = proxy_dial(l.handler) else {
+            continue;
+        };
+        let Some((cond, prefix, paths)) = path_cond(&l.conds) else {
+            continue;
+        };
+        if !is_prometheus(&prefix, &dial) {
+            continue;
+        }
+        if let Some(other) = &prom {
+            return Err(format!(
+                "several Prometheus routes: {} and {}",
+                walk.leaves[other.leaf].path, l.path
+            ));
+        }
+        prom = Some(PrometheusLeaf {
+            leaf: i,
+            cond,
+            prefix,
+            paths,
+        });
+    }
+    Ok(prom)
+}
+
+fn find_cells(walk: &Walk<'_>, prom: Option<&PrometheusLeaf>, host: &str) -> Result<usize, String> {
+    let others: Vec<usize> = (0..walk.leaves.len())
+        .filter(|&i| proxy_dial(walk.leaves[i].handler).is_some())
+        .filter(|&i| prom.is_none_or(|p| p.leaf != i))
+        .collect();
+    let unmatched: Vec<usize> = others
+        .iter()
+        .copied()
+        .filter(|&i| walk.leaves[i].conds.is_empty())
+        .collect();
+    match (unmatched.as_slice(), others.as_slice()) {
+        ([one], _) => Ok(*one),
+        ([], [one]) => Ok(*one),
+        (several, _) => {
+            let pick = if several.is_empty() {
+                &others
+            } else {
+                &unmatched
+            };
+            let list: Vec<String> = pick
+                .iter()
+                .map(|&i| describe(&walk.leaves[i]) + " (" + &walk.leaves[i].path + ")")
+                .collect();
+            Err(format!(
+                "several `reverse_proxy` candidates for Cells in {host}: {}",
+                list.join("; ")
+            ))
+        }
+    }
+}
+
+/// The basic-auth handler that guards Prometheus: on the route of its path
+/// matcher, or under the same path prefix.
+fn prometheus_auth(walk: &Walk<'_>, route: &str, prefix: &str) -> Option<usize> {
+    walk.leaves.iter().position(|l| {
+        l.name() == "authentication"
+            && (l.conds.iter().any(|c| c.route == route)
+                || path_cond(&l.conds).is_some_and(|(_, p, _)| p == prefix))
+    })
+}
+
+/// User and raw bcrypt hash of the Prometheus basic auth.
+#[derive(Default)]
+struct BasicAuth {
+    user: Option<String>,
+    hash: Option<String>,
+}
+
+/// The first listen address of the site's server.
+struct Listen {
+    path: String,
+    /// Its port, if it has one.
+    port: Option<u64>,
+    /// The server has a listen address at all.
+    any: bool,
+}
+
+/// The site's address as cellsctl writes it.
+struct SiteAddress {
+    site: Found<String>,
+    external_url: Found<String>,
+    plain_http: bool,
+}
+
+impl SiteAddress {
+    /// Plain HTTP when automatic HTTPS skips the host or the server listens
+    /// only on the HTTP port; the port is written when not the scheme's.
+    fn read(
+        srv: &Map<String, Value>,
+        listen: &Listen,
+        host: &str,
+        http_port: u64,
+        from: String,
+    ) -> Self {
+        let skipped = srv
+            .get("automatic_https")
+            .and_then(|a| a.get("skip"))
+            .map(|s| strings(Some(s)))
+            .unwrap_or_default();
+        let plain_http =
+            lists_host(&skipped, host) || (listen.any && listen.port == Some(http_port));
+        let default_port = if plain_http { 80 } else { 443 };
+        let site_value = match listen.port {
+            Some(p) if p != default_port => format!("{host}:{p}"),
+            _ => host.to_string(),
+        };
+        let scheme = if plain_http { "http" } else { "https" };
+        SiteAddress {
+            site: Found {
+                value: if plain_http {
+                    format!("http://{site_value}")
+                } else {
+                    site_value.clone()
+                },
+                from: from.clone(),
+            },
+            external_url: Found {
+                value: format!("{scheme}://{site_value}"),
+                from,
+            },
+            plain_http,
+        }
+    }
+}
+
+/// What the servers tell about the site beyond its routes.
+#[derive(Default)]
+struct ServerFindings {
+    /// Certificate tags the site's TLS connection policy selects: its `tls CERT KEY`.
+    used_tags: Vec<String>,
+    /// Loggers of sites' `log` directives, reported with their server.
+    logger_names: Vec<String>,
+}
+
+/// What the TLS app is read against.
+struct TlsContext<'a> {
+    site: &'a Site,
+    /// Hosts of the other sites: their policies are reported with those sites.
+    other_hosts: &'a [String],
+    used_tags: &'a [String],
+    plain_http: bool,
+    listen_path: &'a str,
+    alternate_ports: bool,
+}
+
+/// The subjects of a TLS automation policy.
+fn policy_subjects(p: &Value) -> Vec<String> {
+    strings(p.get("subjects"))
+}
+
+/// A TLS automation policy names `host`.
+fn policy_covers(p: &Value, host: &str) -> bool {
+    lists_host(&policy_subjects(p), host)
+}
+
 #[derive(Default)]
 struct Reader {
     dropped: Vec<String>,
@@ -415,293 +780,227 @@ impl Reader {
         self.notes.push(what.into());
     }
 
+    /// The pipeline: find the sites, choose the Cells one, read its route
+    /// (Cells, Prometheus), its address, its servers and its TLS, and drop
+    /// everything else. Drops and notes come out in that order.
     fn run(mut self, adapted: &Value, want: Option<&str>) -> Result<Read, String> {
-        let root = adapted
-            .as_object()
-            .ok_or("not a Caddy JSON config (expected an object)")?;
-        let apps = root
-            .get("apps")
-            .and_then(Value::as_object)
-            .ok_or("no `apps` in the config: it serves no site")?;
-        let http = apps
-            .get("http")
-            .and_then(Value::as_object)
-            .ok_or("no `apps.http` in the config: it serves no site")?;
-        let servers = http
-            .get("servers")
-            .and_then(Value::as_object)
-            .ok_or("no `apps.http.servers` in the config: it serves no site")?;
-        let http_port = http.get("http_port").and_then(Value::as_u64).unwrap_or(80);
-        let alternate_ports = http.contains_key("http_port") || http.contains_key("https_port");
-
-        // Every top-level route of every server is a site (or a catch-all).
-        let mut sites: Vec<SiteRoute<'_>> = Vec::new();
-        for (name, srv) in servers {
-            let spath = join("apps.http.servers", name);
-            let Some(routes) = srv.get("routes").and_then(Value::as_array) else {
-                continue;
-            };
-            for (i, r) in routes.iter().enumerate() {
-                let Some(route) = r.as_object() else { continue };
-                let hosts = route
-                    .get("match")
-                    .and_then(Value::as_array)
-                    .and_then(|sets| sets.first())
-                    .map(|set| strings(set.get("host")))
-                    .unwrap_or_default();
-                sites.push(SiteRoute {
-                    server: name.clone(),
-                    path: at(&join(&spath, "routes"), i),
-                    route,
-                    hosts,
-                });
-            }
-        }
-        if sites.is_empty() {
-            return Err("no site in the config (no route on any server)".into());
-        }
-
-        // The site whose routes hold a reverse_proxy that is not Prometheus.
-        let walks: Vec<Walk<'_>> = sites
-            .iter()
-            .map(|s| {
-                let mut w = Walk::default();
-                if let Some(h) = s.route.get("handle") {
-                    walk_handlers(h, &join(&s.path, "handle"), &[], &mut w);
-                }
-                w
-            })
-            .collect();
-        let proxies = |w: &Walk<'_>| -> usize {
-            w.leaves
-                .iter()
-                .filter(|l| {
-                    proxy_dial(l.handler).is_some_and(|d| {
-                        path_cond(&l.conds).is_none_or(|(_, p, _)| !is_prometheus(&p, &d))
-                    })
-                })
-                .count()
-        };
-        let mut candidates: Vec<usize> = (0..sites.len())
-            .filter(|&i| proxies(&walks[i]) > 0)
-            .collect();
-        let want = want.filter(|host| {
-            candidates
-                .iter()
-                .any(|&i| sites[i].hosts.iter().any(|h| h.eq_ignore_ascii_case(host)))
-        });
-        if let Some(host) = want {
-            candidates.retain(|&i| sites[i].hosts.iter().any(|h| h.eq_ignore_ascii_case(host)));
-        }
-        let chosen = match candidates.as_slice() {
-            [] => {
-                return Err(format!(
-                    "no site has a `reverse_proxy` to Cells (sites: {})",
-                    site_list(&sites)
-                ))
-            }
-            [one] => *one,
-            several => {
-                let list: Vec<String> = several
-                    .iter()
-                    .map(|&i| format!("{} ({})", host_text(&sites[i].hosts), sites[i].path))
-                    .collect();
-                return Err(format!(
-                    "several sites have a `reverse_proxy`, cannot tell which one is Cells: {}",
-                    list.join(", ")
-                ));
-            }
-        };
-        let site = &sites[chosen];
-        let walk = &walks[chosen];
-        let host = match (want, site.hosts.first()) {
-            (Some(h), _) => site
-                .hosts
-                .iter()
-                .find(|x| x.eq_ignore_ascii_case(h))
-                .cloned()
-                .unwrap_or_else(|| h.to_string()),
-            (None, Some(h)) => h.clone(),
-            (None, None) => {
-                return Err(format!(
-                    "the site with the `reverse_proxy` ({}) has no host name: cellsctl needs a site address such as cells.example.com",
-                    site.path
-                ))
-            }
-        };
-        let site_hosts: Vec<String> = site.hosts.clone();
+        let config = Config::of(adapted)?;
+        let sites = site_routes(config.servers)?;
+        let walks: Vec<Walk<'_>> = sites.iter().map(|s| walk_route(s.route, &s.path)).collect();
+        let site = choose_site(&sites, &walks, want)?;
+        let (route, walk) = (&sites[site.index], &walks[site.index]);
         let srv_path = join("apps.http.servers", &site.server);
-        let srv = servers
+        let srv = config
+            .servers
             .get(&site.server)
             .and_then(Value::as_object)
             .ok_or("the site's server is not an object")?;
 
-        // The site route itself: its matcher and its structure.
-        let match_path = join(&site.path, "match");
-        for h in &site_hosts {
-            if !h.eq_ignore_ascii_case(&host) {
+        self.site_route(route, walk, &site.host);
+        let (upstream, prometheus) = self.proxies(walk, &site.host)?;
+
+        let listen = self.listen(srv, &srv_path);
+        let site_from = format!("{}[0].host", join(&route.path, "match"));
+        let address = SiteAddress::read(srv, &listen, &site.host, config.http_port, site_from);
+        let redirects = self.redirect_servers(&config, &site, address.plain_http);
+        let found = self.servers(config.servers, &site);
+        self.other_sites(&sites, &site, &redirects);
+        let other_hosts: Vec<String> = sites
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != site.index)
+            .flat_map(|(_, s)| s.hosts.clone())
+            .collect();
+        let tls = self.tls(
+            config.apps.get("tls"),
+            &TlsContext {
+                site: &site,
+                other_hosts: &other_hosts,
+                used_tags: &found.used_tags,
+                plain_http: address.plain_http,
+                listen_path: &listen.path,
+                alternate_ports: config.alternate_ports,
+            },
+        );
+        self.top_level(&config, &found.logger_names);
+        if address.plain_http {
+            self.note(format!(
+                "the site is plain HTTP ({}): answer --public-tls off",
+                listen.path
+            ));
+        }
+
+        Ok(Read {
+            site: address.site,
+            external_url: address.external_url,
+            tls,
+            plain_http: address.plain_http,
+            upstream,
+            prometheus,
+            dropped: self.dropped,
+            notes: self.notes,
+        })
+    }
+
+    /// The site's handlers: the Cells proxy, the Prometheus proxy with the
+    /// basic auth before it, and every other handler dropped. Err: which
+    /// proxy is Cells or Prometheus is ambiguous.
+    fn proxies(
+        &mut self,
+        walk: &Walk<'_>,
+        host: &str,
+    ) -> Result<(Found<Upstream>, Option<Found<PrometheusRoute>>), String> {
+        let proxies = SiteProxies::find(walk, host)?;
+        let upstream = self.cells_proxy(&walk.leaves[proxies.cells]);
+        let mut read = vec![Some(proxies.cells)];
+        let prometheus = match &proxies.prometheus {
+            Some(p) => {
+                let (found, auth) = self.prometheus(walk, p);
+                read.extend([Some(p.leaf), auth]);
+                Some(found)
+            }
+            None => None,
+        };
+        self.other_handlers(walk, &read);
+        Ok((upstream, prometheus))
+    }
+
+    /// The site route itself: cellsctl writes one address and no matcher or
+    /// route option, so other addresses, matchers and options are dropped,
+    /// with the odd bits of its structure.
+    fn site_route(&mut self, route: &SiteRoute<'_>, walk: &Walk<'_>, host: &str) {
+        let match_path = join(&route.path, "match");
+        for h in &route.hosts {
+            if !h.eq_ignore_ascii_case(host) {
                 self.drop(
                     format!("another address of the site: {h}"),
                     &format!("{match_path}[0].host"),
                 );
             }
         }
-        if let Some(sets) = site.route.get("match").and_then(Value::as_array) {
+        if let Some(sets) = route.route.get("match").and_then(Value::as_array) {
             for (i, set) in sets.iter().enumerate() {
-                let spath = at(&match_path, i);
-                match set.as_object() {
-                    Some(m) if i == 0 => {
-                        for (k, v) in m {
-                            if k == "host" {
-                                continue;
-                            }
-                            let what = if k == "path" {
-                                format!("a path in the site address: {}", compact(v))
-                            } else {
-                                format!("a `{k}` matcher on the site: {}", compact(v))
-                            };
-                            self.drop(what, &join(&spath, k));
-                        }
-                    }
-                    _ => self.drop(
-                        format!("another matcher set on the site: {}", compact(set)),
-                        &spath,
-                    ),
-                }
+                self.site_matcher_set(set, i, &at(&match_path, i));
             }
         }
-        for (k, _) in site.route.iter() {
+        for (k, _) in route.route.iter() {
             if !matches!(k.as_str(), "match" | "handle" | "group" | "terminal") {
-                self.drop(format!("route option `{k}`"), &join(&site.path, k));
+                self.drop(format!("route option `{k}`"), &join(&route.path, k));
             }
         }
         for (what, path) in &walk.odd {
             self.drop(what.clone(), path);
         }
+    }
 
-        // Prometheus: a reverse_proxy under a single path-prefix matcher.
-        let mut prom: Option<(usize, usize, String, Vec<String>)> = None;
-        for (i, l) in walk.leaves.iter().enumerate() {
-            let Some(dial) = proxy_dial(l.handler) else {
-                continue;
-            };
-            if let Some((ci, prefix, paths)) = path_cond(&l.conds) {
-                if is_prometheus(&prefix, &dial) {
-                    if let Some((other, ..)) = &prom {
-                        return Err(format!(
-                            "several Prometheus routes: {} and {}",
-                            walk.leaves[*other].path, l.path
-                        ));
+    /// A matcher set of the site route: the first one's hosts are the site
+    /// address; anything else in it, and any further set, is dropped.
+    fn site_matcher_set(&mut self, set: &Value, i: usize, spath: &str) {
+        match set.as_object() {
+            Some(m) if i == 0 => {
+                for (k, v) in m {
+                    if k == "host" {
+                        continue;
                     }
-                    prom = Some((i, ci, prefix, paths));
+                    let what = if k == "path" {
+                        format!("a path in the site address: {}", compact(v))
+                    } else {
+                        format!("a `{k}` matcher on the site: {}", compact(v))
+                    };
+                    self.drop(what, &join(spath, k));
                 }
             }
+            _ => self.drop(
+                format!("another matcher set on the site: {}", compact(set)),
+                spath,
+            ),
         }
-        // Cells: the one other reverse_proxy without a matcher (or the only one).
-        let others: Vec<usize> = (0..walk.leaves.len())
-            .filter(|&i| proxy_dial(walk.leaves[i].handler).is_some())
-            .filter(|&i| prom.as_ref().is_none_or(|p| p.0 != i))
-            .collect();
-        let unmatched: Vec<usize> = others
-            .iter()
-            .copied()
-            .filter(|&i| walk.leaves[i].conds.is_empty())
-            .collect();
-        let cells = match (unmatched.as_slice(), others.as_slice()) {
-            ([one], _) => *one,
-            ([], [one]) => *one,
-            (several, _) => {
-                let pick = if several.is_empty() {
-                    &others
-                } else {
-                    &unmatched
-                };
-                let list: Vec<String> = pick
-                    .iter()
-                    .map(|&i| describe(&walk.leaves[i]) + " (" + &walk.leaves[i].path + ")")
-                    .collect();
-                return Err(format!(
-                    "several `reverse_proxy` candidates for Cells in {host}: {}",
-                    list.join("; ")
+    }
+
+    /// The Prometheus route with the basic auth that guards it (whose leaf
+    /// index is returned, as it is read, not dropped). Notes where
+    /// cellsctl's rendering will differ: no auth today, another matcher.
+    fn prometheus(
+        &mut self,
+        walk: &Walk<'_>,
+        prom: &PrometheusLeaf,
+    ) -> (Found<PrometheusRoute>, Option<usize>) {
+        let leaf = &walk.leaves[prom.leaf];
+        let cond = &leaf.conds[prom.cond];
+        let prefix = &prom.prefix;
+        let auth = prometheus_auth(walk, &cond.route, prefix);
+        let BasicAuth { user, hash } = match auth {
+            Some(a) => self.basic_auth(&walk.leaves[a]),
+            None => {
+                self.note(format!(
+                    "Prometheus at {prefix} has no basic auth today ({}): cellsctl puts it behind one",
+                    cond.route
                 ));
+                BasicAuth::default()
             }
         };
-        let upstream = self.cells_proxy(&walk.leaves[cells]);
-
-        let mut prometheus = None;
-        let mut auth_used = None;
-        if let Some((pi, ci, prefix, paths)) = &prom {
-            let leaf = &walk.leaves[*pi];
-            let cond = &leaf.conds[*ci];
-            let auth = walk.leaves.iter().position(|l| {
-                l.name() == "authentication"
-                    && (l.conds.iter().any(|c| c.route == cond.route)
-                        || path_cond(&l.conds).is_some_and(|(_, p, _)| &p == prefix))
-            });
-            auth_used = auth;
-            let (user, hash) = match auth {
-                Some(a) => self.basic_auth(&walk.leaves[a]),
-                None => {
-                    self.note(format!(
-                        "Prometheus at {prefix} has no basic auth today ({}): cellsctl puts it behind one",
-                        cond.route
-                    ));
-                    (None, None)
-                }
-            };
-            for (k, c) in leaf.conds.iter().enumerate() {
-                if k != *ci {
-                    self.drop(
-                        format!(
-                            "another matcher on the Prometheus route: {}",
-                            compact(c.matcher)
-                        ),
-                        &join(&c.route, "match"),
-                    );
-                }
+        for (k, c) in leaf.conds.iter().enumerate() {
+            if k != prom.cond {
+                self.drop(
+                    format!(
+                        "another matcher on the Prometheus route: {}",
+                        compact(c.matcher)
+                    ),
+                    &join(&c.route, "match"),
+                );
             }
-            let dial = proxy_dial(leaf.handler).unwrap_or_default();
-            self.proxy_extras(
-                leaf,
-                "the Prometheus `reverse_proxy`",
-                &["handler", "upstreams"],
-            );
-            let written = paths.join(" ");
-            let renders = format!("{prefix} {prefix}/*");
-            if written != renders {
-                let why = match paths.as_slice() {
-                    [p] if p.ends_with("/*") => format!("does not match {prefix} itself"),
-                    [p] if p.ends_with('*') => format!("also matches {prefix}X"),
-                    _ => format!("does not match {prefix}/…"),
-                };
-                self.note(format!(
-                    "Prometheus matcher `path {written}` {why}; cellsctl matches `path {renders}` ({})",
-                    join(&cond.route, "match")
-                ));
-            }
-            prometheus = Some(Found {
-                value: PrometheusRoute {
-                    path: prefix.clone(),
-                    matcher: paths.clone(),
-                    dial,
-                    user,
-                    hash,
-                },
-                from: cond.route.clone(),
-            });
         }
+        self.proxy_extras(
+            leaf,
+            "the Prometheus `reverse_proxy`",
+            &["handler", "upstreams"],
+        );
+        self.note_prometheus_matcher(prom, &cond.route);
+        let route = PrometheusRoute {
+            path: prefix.clone(),
+            matcher: prom.paths.clone(),
+            dial: proxy_dial(leaf.handler).unwrap_or_default(),
+            user,
+            hash,
+        };
+        let from = cond.route.clone();
+        (Found { value: route, from }, auth)
+    }
 
-        // Every other handler of the site is dropped.
+    /// cellsctl matches `path PREFIX PREFIX/*`: a matcher written otherwise
+    /// matches a little differently, which the user should know.
+    fn note_prometheus_matcher(&mut self, prom: &PrometheusLeaf, route: &str) {
+        let prefix = &prom.prefix;
+        let written = prom.paths.join(" ");
+        let renders = format!("{prefix} {prefix}/*");
+        if written == renders {
+            return;
+        }
+        let why = match prom.paths.as_slice() {
+            [p] if p.ends_with("/*") => format!("does not match {prefix} itself"),
+            [p] if p.ends_with('*') => format!("also matches {prefix}X"),
+            _ => format!("does not match {prefix}/…"),
+        };
+        self.note(format!(
+            "Prometheus matcher `path {written}` {why}; cellsctl matches `path {renders}` ({})",
+            join(route, "match")
+        ));
+    }
+
+    /// Every handler of the site other than those `read` is dropped.
+    fn other_handlers(&mut self, walk: &Walk<'_>, read: &[Option<usize>]) {
         for (i, l) in walk.leaves.iter().enumerate() {
-            if i == cells || prom.as_ref().is_some_and(|p| p.0 == i) || auth_used == Some(i) {
-                continue;
+            if !read.contains(&Some(i)) {
+                self.drop(describe(l), &l.path);
             }
-            self.drop(describe(l), &l.path);
         }
+    }
 
-        // The site's server.
+    /// The site server's first listen address gives the site's port; a bind
+    /// address and further listen addresses are dropped.
+    fn listen(&mut self, srv: &Map<String, Value>, srv_path: &str) -> Listen {
         let listen = strings(srv.get("listen"));
-        let listen_path = join(&srv_path, "listen");
+        let path = join(srv_path, "listen");
         let mut port = None;
         for (i, l) in listen.iter().enumerate() {
             let addr = l.strip_prefix("tcp/").unwrap_or(l);
@@ -709,87 +1008,75 @@ impl Reader {
             if i == 0 {
                 port = p.parse::<u64>().ok();
                 if !bind.is_empty() {
-                    self.drop(format!("a `bind` address: {bind}"), &at(&listen_path, i));
+                    self.drop(format!("a `bind` address: {bind}"), &at(&path, i));
                 }
             } else {
-                self.drop(format!("another listen address: {l}"), &at(&listen_path, i));
+                self.drop(format!("another listen address: {l}"), &at(&path, i));
             }
         }
-        let skipped = srv
-            .get("automatic_https")
-            .and_then(|a| a.get("skip"))
-            .map(|s| strings(Some(s)))
-            .unwrap_or_default();
-        let plain_http = skipped.iter().any(|h| h.eq_ignore_ascii_case(&host))
-            || (!listen.is_empty() && port == Some(http_port));
-        let default_port = if plain_http { 80 } else { 443 };
-        let site_value = match port {
-            Some(p) if p != default_port => format!("{host}:{p}"),
-            _ => host.clone(),
-        };
-        let scheme = if plain_http { "http" } else { "https" };
-        let site_from = format!("{match_path}[0].host");
-        let site_found = Found {
-            value: if plain_http {
-                format!("http://{site_value}")
-            } else {
-                site_value.clone()
-            },
-            from: site_from.clone(),
-        };
-        let external_url = Found {
-            value: format!("{scheme}://{site_value}"),
-            from: site_from,
-        };
+        Listen {
+            path,
+            port,
+            any: !listen.is_empty(),
+        }
+    }
 
-        // Servers that only redirect to HTTPS: Caddy's automatic redirect.
-        let redirect_servers: BTreeSet<String> = servers
+    /// Servers that only redirect to HTTPS: Caddy's automatic redirect
+    /// replaces them, so they are noted, not dropped (none for a plain-HTTP site).
+    fn redirect_servers(
+        &mut self,
+        config: &Config<'_>,
+        site: &Site,
+        plain_http: bool,
+    ) -> BTreeSet<String> {
+        let redirects: BTreeSet<String> = config
+            .servers
             .iter()
             .filter(|(name, v)| {
                 **name != site.server
                     && !plain_http
                     && is_redirect_server(
                         v,
-                        http_port,
-                        &site_hosts,
+                        config.http_port,
+                        &site.hosts,
                         &join("apps.http.servers", name),
                     )
             })
             .map(|(name, _)| name.clone())
             .collect();
-        for name in &redirect_servers {
+        for name in &redirects {
             self.note(format!(
                 "a hand-written HTTP->HTTPS redirect ({}): Caddy's automatic redirect (308) replaces it",
                 join(&join("apps.http.servers", name), "routes")
             ));
         }
-        let mut used_tags: Vec<String> = Vec::new();
-        let mut logger_names: Vec<String> = Vec::new();
+        redirects
+    }
+
+    /// Every server's settings (see `server`).
+    fn servers(&mut self, servers: &Map<String, Value>, site: &Site) -> ServerFindings {
+        let mut found = ServerFindings::default();
         for (name, s) in servers {
             let spath = join("apps.http.servers", name);
             let Some(s) = s.as_object() else {
                 self.drop("a server that is not an object", &spath);
                 continue;
             };
-            let is_site_server = *name == site.server;
-            self.server(
-                s,
-                &spath,
-                is_site_server,
-                &host,
-                &site_hosts,
-                &mut used_tags,
-                &mut logger_names,
-            );
+            self.server(s, &spath, site, *name == site.server, &mut found);
         }
-        // Routes other than the site: other sites, on any server.
+        found
+    }
+
+    /// Routes other than the site's: other sites, on any server (bar the
+    /// redirect servers, noted already).
+    fn other_sites(&mut self, sites: &[SiteRoute<'_>], site: &Site, redirects: &BTreeSet<String>) {
         for (i, s) in sites.iter().enumerate() {
-            if i == chosen || redirect_servers.contains(&s.server) {
+            if i == site.index || redirects.contains(&s.server) {
                 continue;
             }
             if s.hosts.is_empty() {
                 self.drop("a site for any host name", &s.path);
-            } else if s.hosts.iter().any(|h| h.eq_ignore_ascii_case(&host)) {
+            } else if s.serves(&site.host) {
                 self.drop(
                     format!("another site block for {}", host_text(&s.hosts)),
                     &s.path,
@@ -798,36 +1085,21 @@ impl Reader {
                 self.drop(format!("a second site: {}", host_text(&s.hosts)), &s.path);
             }
         }
-        let other_hosts: Vec<String> = sites
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != chosen)
-            .flat_map(|(_, s)| s.hosts.clone())
-            .collect();
+    }
 
-        // TLS.
-        let tls = self.tls(
-            apps.get("tls"),
-            plain_http,
-            &host,
-            &site_hosts,
-            &other_hosts,
-            &used_tags,
-            &listen_path,
-            alternate_ports,
-        );
-
-        // The rest of the top level.
-        for (k, v) in root {
+    /// The rest of the config: top-level keys, other apps and global
+    /// `apps.http` options, none of which cellsctl renders.
+    fn top_level(&mut self, config: &Config<'_>, site_loggers: &[String]) {
+        for (k, v) in config.root {
             match k.as_str() {
                 "apps" => {}
-                "logging" => self.logging(v, &logger_names),
+                "logging" => self.logging(v, site_loggers),
                 "admin" => self.drop_once("global option `admin` (the admin API)", "admin"),
                 "storage" => self.drop_once("global option `storage`", "storage"),
                 other => self.drop_once(format!("top-level `{other}`"), other),
             }
         }
-        for (k, v) in apps {
+        for (k, v) in config.apps {
             match k.as_str() {
                 "http" | "tls" => {}
                 "pki" => self.drop_once(
@@ -837,7 +1109,7 @@ impl Reader {
                 other => self.drop_once(format!("the `{other}` app"), &join("apps", other)),
             }
         }
-        for (k, v) in http {
+        for (k, v) in config.http {
             if k != "servers" {
                 self.drop_once(
                     format!("global option `{k}` {}", compact(v)),
@@ -845,176 +1117,30 @@ impl Reader {
                 );
             }
         }
-        if plain_http {
-            self.note(format!(
-                "the site is plain HTTP ({listen_path}): answer --public-tls off"
-            ));
-        }
-
-        Ok(Read {
-            site: site_found,
-            external_url,
-            tls,
-            plain_http,
-            upstream,
-            prometheus,
-            dropped: self.dropped,
-            notes: self.notes,
-        })
     }
 
-    /// Server-level settings: listen (read by the caller), routes (sites),
+    /// Server-level settings: listen (read by `listen`), routes (sites),
     /// TLS connection policies of `tls CERT KEY`, logs, the idle timeouts
     /// cellsctl writes; the rest is dropped.
-    #[allow(clippy::too_many_arguments)]
     fn server(
         &mut self,
         s: &Map<String, Value>,
         spath: &str,
+        site: &Site,
         is_site_server: bool,
-        host: &str,
-        site_hosts: &[String],
-        used_tags: &mut Vec<String>,
-        logger_names: &mut Vec<String>,
+        found: &mut ServerFindings,
     ) {
         for (k, v) in s {
             let kpath = join(spath, k);
             match k.as_str() {
                 "listen" | "routes" => {}
-                "read_idle_timeout" | "write_idle_timeout" => {
-                    if v.as_i64() != Some(MINUS_ONE_SECOND_NS) {
-                        let option = if k == "read_idle_timeout" {
-                            "read_body_idle"
-                        } else {
-                            "write_idle"
-                        };
-                        let note = format!(
-                            "global `servers {{ timeouts {{ {option} }} }}` is {}; cellsctl renders -1s (off) on Caddy 2.11.6+ and nothing before ({kpath})",
-                            duration_text(v)
-                        );
-                        if !self.notes.contains(&note) {
-                            self.note(note);
-                        }
-                    }
-                }
-                "automatic_https" => {
-                    let Some(a) = v.as_object() else {
-                        self.drop_once("global option `auto_https`", &kpath);
-                        continue;
-                    };
-                    for (ak, av) in a {
-                        // `skip`: the http:// site addresses, read as such.
-                        if ak != "skip" {
-                            self.drop_once(
-                                format!("global option `auto_https`: {ak} {}", compact(av)),
-                                &join(&kpath, ak),
-                            );
-                        }
-                    }
-                }
+                "read_idle_timeout" | "write_idle_timeout" => self.idle_timeout(k, v, &kpath),
+                "automatic_https" => self.automatic_https(v, &kpath),
                 "tls_connection_policies" => {
-                    let Some(policies) = v.as_array() else {
-                        self.drop_once("TLS connection policies", &kpath);
-                        continue;
-                    };
-                    for (i, p) in policies.iter().enumerate() {
-                        let ppath = at(&kpath, i);
-                        let Some(p) = p.as_object() else { continue };
-                        if p.is_empty() {
-                            continue; // the adapter's catch-all
-                        }
-                        let sni = p
-                            .get("match")
-                            .and_then(|m| m.get("sni"))
-                            .map(|v| strings(Some(v)))
-                            .unwrap_or_default();
-                        let for_site = is_site_server
-                            && sni
-                                .iter()
-                                .any(|h| site_hosts.iter().any(|s| s.eq_ignore_ascii_case(h)));
-                        if !for_site {
-                            if !sni.is_empty() {
-                                // Another site's `tls CERT KEY`: reported with the site.
-                                continue;
-                            }
-                            self.drop(
-                                format!(
-                                    "a TLS connection policy: {}",
-                                    compact(&Value::Object(p.clone()))
-                                ),
-                                &ppath,
-                            );
-                            continue;
-                        }
-                        for (pk, pv) in p {
-                            match pk.as_str() {
-                                "certificate_selection" => {
-                                    let tags = pv
-                                        .get("any_tag")
-                                        .map(|t| strings(Some(t)))
-                                        .unwrap_or_default();
-                                    let only_tags = pv.as_object().is_some_and(|o| o.len() == 1);
-                                    if tags.is_empty() || !only_tags {
-                                        self.drop(
-                                            format!("a certificate selection: {}", compact(pv)),
-                                            &join(&ppath, pk),
-                                        );
-                                    }
-                                    used_tags.extend(tags);
-                                }
-                                "match" => {
-                                    let only_sni = pv.as_object().is_some_and(|o| o.len() == 1);
-                                    if !only_sni {
-                                        self.drop(
-                                            format!("a TLS connection matcher: {}", compact(pv)),
-                                            &join(&ppath, pk),
-                                        );
-                                    }
-                                }
-                                other => self.drop(
-                                    format!("a TLS option for {host}: {other} {}", compact(pv)),
-                                    &join(&ppath, pk),
-                                ),
-                            }
-                        }
-                    }
+                    let for_site = is_site_server.then_some(site);
+                    self.connection_policies(v, &kpath, for_site, &mut found.used_tags)
                 }
-                "logs" => {
-                    let Some(logs) = v.as_object() else {
-                        self.drop_once("access logs", &kpath);
-                        continue;
-                    };
-                    if logs.is_empty() {
-                        self.drop_once("access logs for every site", &kpath);
-                    }
-                    for (lk, lv) in logs {
-                        match lk.as_str() {
-                            "logger_names" => {
-                                let Some(names) = lv.as_object() else {
-                                    continue;
-                                };
-                                for (h, n) in names {
-                                    let list = match n {
-                                        Value::String(s) => vec![s.clone()],
-                                        other => strings(Some(other)),
-                                    };
-                                    let shown: Vec<String> =
-                                        list.iter().map(|n| join("logging.logs", n)).collect();
-                                    self.drop(
-                                        format!("a logger for {h}"),
-                                        &format!("{} / {kpath}", shown.join(", ")),
-                                    );
-                                    logger_names.extend(list);
-                                }
-                            }
-                            "skip_hosts" => {}
-                            other => self.drop_once(
-                                format!("access log option `{other}` {}", compact(lv)),
-                                &join(&kpath, other),
-                            ),
-                        }
-                    }
-                }
+                "logs" => self.access_logs(v, &kpath, &mut found.logger_names),
                 "errors" => self.drop("a `handle_errors` block", &kpath),
                 other => {
                     let name = match other {
@@ -1033,18 +1159,170 @@ impl Reader {
         }
     }
 
+    /// `read_body_idle`/`write_idle`: cellsctl renders -1s on Caddy 2.11.6+,
+    /// so another value is kept only as a note (once, as it repeats per server).
+    fn idle_timeout(&mut self, key: &str, v: &Value, kpath: &str) {
+        if v.as_i64() == Some(MINUS_ONE_SECOND_NS) {
+            return;
+        }
+        let option = if key == "read_idle_timeout" {
+            "read_body_idle"
+        } else {
+            "write_idle"
+        };
+        let note = format!(
+            "global `servers {{ timeouts {{ {option} }} }}` is {}; cellsctl renders -1s (off) on Caddy 2.11.6+ and nothing before ({kpath})",
+            duration_text(v)
+        );
+        if !self.notes.contains(&note) {
+            self.note(note);
+        }
+    }
+
+    /// `auto_https`: its `skip` is the http:// site addresses, read as such;
+    /// the rest is dropped.
+    fn automatic_https(&mut self, v: &Value, kpath: &str) {
+        let Some(a) = v.as_object() else {
+            self.drop_once("global option `auto_https`", kpath);
+            return;
+        };
+        for (ak, av) in a {
+            if ak != "skip" {
+                self.drop_once(
+                    format!("global option `auto_https`: {ak} {}", compact(av)),
+                    &join(kpath, ak),
+                );
+            }
+        }
+    }
+
+    /// TLS connection policies: the site's (on its server, by SNI) selects
+    /// the certificate of `tls CERT KEY`; another site's is reported with
+    /// that site; a policy without SNI is dropped.
+    fn connection_policies(
+        &mut self,
+        v: &Value,
+        kpath: &str,
+        site: Option<&Site>,
+        used_tags: &mut Vec<String>,
+    ) {
+        let Some(policies) = v.as_array() else {
+            self.drop_once("TLS connection policies", kpath);
+            return;
+        };
+        for (i, p) in policies.iter().enumerate() {
+            let ppath = at(kpath, i);
+            let Some(p) = p.as_object() else { continue };
+            if p.is_empty() {
+                continue; // the adapter's catch-all
+            }
+            let sni = p
+                .get("match")
+                .and_then(|m| m.get("sni"))
+                .map(|v| strings(Some(v)))
+                .unwrap_or_default();
+            match site.filter(|s| sni.iter().any(|h| lists_host(&s.hosts, h))) {
+                Some(site) => self.site_connection_policy(p, &ppath, &site.host, used_tags),
+                // Another site's `tls CERT KEY`: reported with the site.
+                None if !sni.is_empty() => {}
+                None => self.drop(
+                    format!(
+                        "a TLS connection policy: {}",
+                        compact(&Value::Object(p.clone()))
+                    ),
+                    &ppath,
+                ),
+            }
+        }
+    }
+
+    /// The site's connection policy: its certificate tags and SNI matcher
+    /// are `tls CERT KEY`; any other option is dropped.
+    fn site_connection_policy(
+        &mut self,
+        p: &Map<String, Value>,
+        ppath: &str,
+        host: &str,
+        used_tags: &mut Vec<String>,
+    ) {
+        for (pk, pv) in p {
+            let only_one = pv.as_object().is_some_and(|o| o.len() == 1);
+            match pk.as_str() {
+                "certificate_selection" => {
+                    let tags = pv
+                        .get("any_tag")
+                        .map(|t| strings(Some(t)))
+                        .unwrap_or_default();
+                    if tags.is_empty() || !only_one {
+                        self.drop(
+                            format!("a certificate selection: {}", compact(pv)),
+                            &join(ppath, pk),
+                        );
+                    }
+                    used_tags.extend(tags);
+                }
+                "match" if !only_one => self.drop(
+                    format!("a TLS connection matcher: {}", compact(pv)),
+                    &join(ppath, pk),
+                ),
+                "match" => {}
+                other => self.drop(
+                    format!("a TLS option for {host}: {other} {}", compact(pv)),
+                    &join(ppath, pk),
+                ),
+            }
+        }
+    }
+
+    /// A server's `logs`: the loggers of sites (dropped once here, and
+    /// remembered so `logging` skips them); other options dropped once.
+    fn access_logs(&mut self, v: &Value, kpath: &str, logger_names: &mut Vec<String>) {
+        let Some(logs) = v.as_object() else {
+            self.drop_once("access logs", kpath);
+            return;
+        };
+        if logs.is_empty() {
+            self.drop_once("access logs for every site", kpath);
+        }
+        for (lk, lv) in logs {
+            match lk.as_str() {
+                "logger_names" => {
+                    let Some(names) = lv.as_object() else {
+                        continue;
+                    };
+                    for (h, n) in names {
+                        let list = match n {
+                            Value::String(s) => vec![s.clone()],
+                            other => strings(Some(other)),
+                        };
+                        let shown: Vec<String> =
+                            list.iter().map(|n| join("logging.logs", n)).collect();
+                        self.drop(
+                            format!("a logger for {h}"),
+                            &format!("{} / {kpath}", shown.join(", ")),
+                        );
+                        logger_names.extend(list);
+                    }
+                }
+                "skip_hosts" => {}
+                other => self.drop_once(
+                    format!("access log option `{other}` {}", compact(lv)),
+                    &join(kpath, other),
+                ),
+            }
+        }
+    }
+
     /// The Cells reverse_proxy: the upstream, and its other settings dropped.
     fn cells_proxy(&mut self, leaf: &Leaf<'_>) -> Found<Upstream> {
-        let h = leaf.handler;
         for c in &leaf.conds {
             self.drop(
                 format!("a matcher on the Cells route: {}", compact(c.matcher)),
                 &join(&c.route, "match"),
             );
         }
-        let dial = proxy_dial(h).unwrap_or_default();
         let mut up = Upstream {
-            dial,
+            dial: proxy_dial(leaf.handler).unwrap_or_default(),
             skip_verify: false,
             trusted_ca: None,
             tls: false,
@@ -1054,111 +1332,114 @@ impl Reader {
             "the Cells `reverse_proxy`",
             &["handler", "upstreams", "transport", "headers"],
         );
-        if let Some(headers) = h.get("headers") {
-            let hpath = join(&leaf.path, "headers");
-            match headers.as_object() {
-                Some(sides) => {
-                    for (side, ops) in sides {
-                        let spath = join(&hpath, side);
-                        let directive = if side == "request" {
-                            "header_up"
-                        } else {
-                            "header_down"
-                        };
-                        let Some(ops) = ops.as_object() else {
-                            self.drop(format!("`{directive}` {}", compact(ops)), &spath);
-                            continue;
-                        };
-                        for (op, v) in ops {
-                            let opath = join(&spath, op);
-                            match v {
-                                Value::Object(fields) => {
-                                    for (name, val) in fields {
-                                        let keeps_host = side == "request"
-                                            && op == "set"
-                                            && name.eq_ignore_ascii_case("host")
-                                            && strings(Some(val)) == ["{http.request.hostport}"];
-                                        if !keeps_host {
-                                            self.drop(
-                                                format!(
-                                                    "`{directive}` {op} {name} {}",
-                                                    compact(val)
-                                                ),
-                                                &join(&opath, name),
-                                            );
-                                        }
-                                    }
-                                }
-                                other => self
-                                    .drop(format!("`{directive}` {op} {}", compact(other)), &opath),
-                            }
-                        }
-                    }
-                }
-                None => self.drop(format!("`header_up` {}", compact(headers)), &hpath),
-            }
+        if let Some(headers) = leaf.handler.get("headers") {
+            self.upstream_headers(headers, &join(&leaf.path, "headers"));
         }
-        if let Some(t) = h.get("transport").and_then(Value::as_object) {
-            let tpath = join(&leaf.path, "transport");
-            for (k, v) in t {
-                let kpath = join(&tpath, k);
-                match k.as_str() {
-                    "protocol" => {}
-                    "tls" => {
-                        up.tls = true;
-                        let Some(tls) = v.as_object() else { continue };
-                        for (tk, tv) in tls {
-                            let tkpath = join(&kpath, tk);
-                            match tk.as_str() {
-                                "insecure_skip_verify" => {
-                                    up.skip_verify = tv.as_bool() == Some(true)
-                                }
-                                "root_ca_pem_files" => {
-                                    let files = strings(Some(tv));
-                                    up.trusted_ca = files.first().cloned();
-                                    for f in files.iter().skip(1) {
-                                        self.drop(format!("another trusted CA file: {f}"), &tkpath);
-                                    }
-                                }
-                                "ca" => {
-                                    let provider = tv.get("provider").and_then(Value::as_str);
-                                    let files = strings(tv.get("pem_files"));
-                                    let only = tv.as_object().is_some_and(|o| {
-                                        o.keys().all(|k| k == "provider" || k == "pem_files")
-                                    });
-                                    if provider == Some("file") && only && !files.is_empty() {
-                                        up.trusted_ca = files.first().cloned();
-                                        for f in files.iter().skip(1) {
-                                            self.drop(
-                                                format!("another trusted CA file: {f}"),
-                                                &tkpath,
-                                            );
-                                        }
-                                    } else {
-                                        self.drop(
-                                            format!("an upstream trust pool: {}", compact(tv)),
-                                            &tkpath,
-                                        );
-                                    }
-                                }
-                                other => self.drop(
-                                    format!("upstream TLS option `{other}` {}", compact(tv)),
-                                    &tkpath,
-                                ),
-                            }
-                        }
-                    }
-                    other => self.drop(
-                        format!("transport option `{other}` {}", option_text(other, v)),
-                        &kpath,
-                    ),
-                }
-            }
+        if let Some(t) = leaf.handler.get("transport").and_then(Value::as_object) {
+            self.upstream_transport(t, &join(&leaf.path, "transport"), &mut up);
         }
         Found {
             value: up,
             from: leaf.path.clone(),
         }
+    }
+
+    /// `header_up`/`header_down` of the Cells proxy: `header_up Host
+    /// {hostport}` is what cellsctl renders; every other header is dropped.
+    fn upstream_headers(&mut self, headers: &Value, hpath: &str) {
+        let Some(sides) = headers.as_object() else {
+            self.drop(format!("`header_up` {}", compact(headers)), hpath);
+            return;
+        };
+        for (side, ops) in sides {
+            let spath = join(hpath, side);
+            let directive = if side == "request" {
+                "header_up"
+            } else {
+                "header_down"
+            };
+            let Some(ops) = ops.as_object() else {
+                self.drop(format!("`{directive}` {}", compact(ops)), &spath);
+                continue;
+            };
+            for (op, v) in ops {
+                let opath = join(&spath, op);
+                let Value::Object(fields) = v else {
+                    self.drop(format!("`{directive}` {op} {}", compact(v)), &opath);
+                    continue;
+                };
+                for (name, val) in fields {
+                    let keeps_host = side == "request"
+                        && op == "set"
+                        && name.eq_ignore_ascii_case("host")
+                        && strings(Some(val)) == ["{http.request.hostport}"];
+                    if !keeps_host {
+                        self.drop(
+                            format!("`{directive}` {op} {name} {}", compact(val)),
+                            &join(&opath, name),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// `transport http`: its `tls` settings are read; other options dropped.
+    fn upstream_transport(&mut self, t: &Map<String, Value>, tpath: &str, up: &mut Upstream) {
+        for (k, v) in t {
+            let kpath = join(tpath, k);
+            match k.as_str() {
+                "protocol" => {}
+                "tls" => {
+                    up.tls = true;
+                    if let Some(tls) = v.as_object() {
+                        self.upstream_tls(tls, &kpath, up);
+                    }
+                }
+                other => self.drop(
+                    format!("transport option `{other}` {}", option_text(other, v)),
+                    &kpath,
+                ),
+            }
+        }
+    }
+
+    /// The transport's `tls`: `tls_insecure_skip_verify`, and the CA of
+    /// `tls_trusted_ca_certs` or `tls_trust_pool file`; the rest dropped.
+    fn upstream_tls(&mut self, tls: &Map<String, Value>, kpath: &str, up: &mut Upstream) {
+        for (tk, tv) in tls {
+            let tkpath = join(kpath, tk);
+            match tk.as_str() {
+                "insecure_skip_verify" => up.skip_verify = tv.as_bool() == Some(true),
+                "root_ca_pem_files" => {
+                    up.trusted_ca = self.trusted_ca(&strings(Some(tv)), &tkpath);
+                }
+                "ca" => {
+                    let provider = tv.get("provider").and_then(Value::as_str);
+                    let files = strings(tv.get("pem_files"));
+                    let only = tv
+                        .as_object()
+                        .is_some_and(|o| o.keys().all(|k| k == "provider" || k == "pem_files"));
+                    if provider == Some("file") && only && !files.is_empty() {
+                        up.trusted_ca = self.trusted_ca(&files, &tkpath);
+                    } else {
+                        self.drop(format!("an upstream trust pool: {}", compact(tv)), &tkpath);
+                    }
+                }
+                other => self.drop(
+                    format!("upstream TLS option `{other}` {}", compact(tv)),
+                    &tkpath,
+                ),
+            }
+        }
+    }
+
+    /// The first CA file is kept: cellsctl trusts one; the others dropped.
+    fn trusted_ca(&mut self, files: &[String], path: &str) -> Option<String> {
+        for f in files.iter().skip(1) {
+            self.drop(format!("another trusted CA file: {f}"), path);
+        }
+        files.first().cloned()
     }
 
     /// Settings of a reverse_proxy other than `keep`, and its further upstreams.
@@ -1191,10 +1472,10 @@ impl Reader {
         }
     }
 
-    /// User and raw bcrypt hash of a basic-auth handler.
-    fn basic_auth(&mut self, leaf: &Leaf<'_>) -> (Option<String>, Option<String>) {
-        let mut user = None;
-        let mut hash = None;
+    /// User and raw bcrypt hash of a basic-auth handler; its other options,
+    /// providers and matchers other than the Prometheus path are dropped.
+    fn basic_auth(&mut self, leaf: &Leaf<'_>) -> BasicAuth {
+        let mut auth = BasicAuth::default();
         for (k, v) in leaf.handler {
             let kpath = join(&leaf.path, k);
             match k.as_str() {
@@ -1207,70 +1488,8 @@ impl Reader {
                         let ppath = join(&kpath, pk);
                         if pk != "http_basic" {
                             self.drop(format!("an authentication provider `{pk}`"), &ppath);
-                            continue;
-                        }
-                        let Some(basic) = pv.as_object() else {
-                            continue;
-                        };
-                        let algorithm = basic
-                            .get("hash")
-                            .and_then(|h| h.get("algorithm"))
-                            .and_then(Value::as_str)
-                            .unwrap_or("bcrypt");
-                        for (bk, bv) in basic {
-                            let bpath = join(&ppath, bk);
-                            match bk.as_str() {
-                                "accounts" => {
-                                    let accounts = bv.as_array().cloned().unwrap_or_default();
-                                    for (i, a) in accounts.iter().enumerate() {
-                                        let apath = at(&bpath, i);
-                                        let name = a.get("username").and_then(Value::as_str);
-                                        if i > 0 {
-                                            self.drop(
-                                                format!(
-                                                    "another basic-auth user: {}",
-                                                    name.unwrap_or("")
-                                                ),
-                                                &apath,
-                                            );
-                                            continue;
-                                        }
-                                        user = name.map(String::from);
-                                        let password = a.get("password").and_then(Value::as_str);
-                                        hash = password.and_then(raw_bcrypt);
-                                        if algorithm != "bcrypt" {
-                                            hash = None;
-                                            self.drop(
-                                                format!("the {algorithm} hash of basic-auth user {}: cellsctl keeps bcrypt only, a new password is needed", name.unwrap_or("")),
-                                                &join(&apath, "password"),
-                                            );
-                                        } else if hash.is_none() {
-                                            self.drop(
-                                                format!("the basic-auth hash of {}: not a bcrypt hash ($2a$/$2b$/$2y$, raw or base64), a new password is needed", name.unwrap_or("")),
-                                                &join(&apath, "password"),
-                                            );
-                                        }
-                                        if let Some(o) = a.as_object() {
-                                            for (ak, _) in o {
-                                                if !matches!(ak.as_str(), "username" | "password") {
-                                                    self.drop(
-                                                        format!("basic-auth account option `{ak}`"),
-                                                        &join(&apath, ak),
-                                                    );
-                                                }
-                                            }
-                                        }
-                                    }
-                                }
-                                "hash" | "hash_cache" => {}
-                                "realm" => {
-                                    self.drop(format!("basic-auth realm {}", compact(bv)), &bpath)
-                                }
-                                other => self.drop(
-                                    format!("basic-auth option `{other}` {}", compact(bv)),
-                                    &bpath,
-                                ),
-                            }
+                        } else if let Some(basic) = pv.as_object() {
+                            auth = self.http_basic(basic, &ppath);
                         }
                     }
                 }
@@ -1291,159 +1510,105 @@ impl Reader {
                 );
             }
         }
-        (user, hash)
+        auth
     }
 
-    /// The site's public TLS from `apps.tls`; the rest of `apps.tls` dropped.
-    #[allow(clippy::too_many_arguments)]
-    fn tls(
-        &mut self,
-        app: Option<&Value>,
-        plain_http: bool,
-        host: &str,
-        site_hosts: &[String],
-        other_hosts: &[String],
-        used_tags: &[String],
-        listen_path: &str,
-        alternate_ports: bool,
-    ) -> Found<PublicTls> {
-        let empty = Map::new();
-        let app = app.and_then(Value::as_object).unwrap_or(&empty);
-        let mut found: Option<Found<PublicTls>> = None;
-        if plain_http {
-            found = Some(Found {
-                value: PublicTls::Acme { email: None },
-                from: format!("none: the site is plain HTTP ({listen_path})"),
-            });
-        }
-        for (k, v) in app {
-            let kpath = join("apps.tls", k);
-            match k.as_str() {
-                "certificates" => {
-                    let Some(certs) = v.as_object() else { continue };
-                    for (ck, cv) in certs {
-                        let cpath = join(&kpath, ck);
-                        if ck != "load_files" {
-                            self.drop(format!("global TLS certificates `{ck}`"), &cpath);
-                            continue;
-                        }
-                        let files = cv.as_array().cloned().unwrap_or_default();
-                        for (i, f) in files.iter().enumerate() {
-                            let fpath = at(&cpath, i);
-                            let tags = strings(f.get("tags"));
-                            let cert = f.get("certificate").and_then(Value::as_str);
-                            let key = f.get("key").and_then(Value::as_str);
-                            let mine = !plain_http
-                                && found.is_none()
-                                && tags.iter().any(|t| used_tags.contains(t));
-                            match (mine, cert, key) {
-                                (true, Some(cert), Some(key)) => {
-                                    found = Some(Found {
-                                        value: PublicTls::Custom {
-                                            cert: cert.to_string(),
-                                            key: key.to_string(),
-                                        },
-                                        from: fpath.clone(),
-                                    });
-                                    if let Some(o) = f.as_object() {
-                                        for (fk, fv) in o {
-                                            if !matches!(
-                                                fk.as_str(),
-                                                "certificate" | "key" | "tags"
-                                            ) {
-                                                self.drop(
-                                                    format!(
-                                                        "certificate option `{fk}` {}",
-                                                        compact(fv)
-                                                    ),
-                                                    &join(&fpath, fk),
-                                                );
-                                            }
-                                        }
-                                    }
-                                }
-                                _ if tags.iter().any(|t| used_tags.contains(t)) => {}
-                                _ => self.drop(
-                                    format!("a certificate loaded from {}", cert.unwrap_or("?")),
-                                    &fpath,
-                                ),
-                            }
-                        }
-                    }
-                }
-                "automation" => {
-                    let Some(auto) = v.as_object() else { continue };
-                    for (ak, av) in auto {
-                        if ak != "policies" {
-                            self.drop_once(
-                                format!("global TLS automation option `{ak}` {}", compact(av)),
-                                &join(&kpath, ak),
+    /// The `http_basic` provider: its first account is read (cellsctl
+    /// renders one user), the others and its realm and options dropped.
+    fn http_basic(&mut self, basic: &Map<String, Value>, ppath: &str) -> BasicAuth {
+        let mut auth = BasicAuth::default();
+        let algorithm = basic
+            .get("hash")
+            .and_then(|h| h.get("algorithm"))
+            .and_then(Value::as_str)
+            .unwrap_or("bcrypt");
+        for (bk, bv) in basic {
+            let bpath = join(ppath, bk);
+            match bk.as_str() {
+                "accounts" => {
+                    let accounts = bv.as_array().map(Vec::as_slice).unwrap_or_default();
+                    for (i, a) in accounts.iter().enumerate() {
+                        let apath = at(&bpath, i);
+                        if i == 0 {
+                            auth = self.basic_auth_account(a, &apath, algorithm);
+                        } else {
+                            let name = a.get("username").and_then(Value::as_str);
+                            self.drop(
+                                format!("another basic-auth user: {}", name.unwrap_or("")),
+                                &apath,
                             );
                         }
                     }
                 }
+                "hash" | "hash_cache" => {}
+                "realm" => self.drop(format!("basic-auth realm {}", compact(bv)), &bpath),
+                other => self.drop(
+                    format!("basic-auth option `{other}` {}", compact(bv)),
+                    &bpath,
+                ),
+            }
+        }
+        auth
+    }
+
+    /// A basic-auth account: its user, and its hash as raw bcrypt (cellsctl
+    /// keeps bcrypt only; another hash is dropped and needs a new password).
+    fn basic_auth_account(&mut self, a: &Value, apath: &str, algorithm: &str) -> BasicAuth {
+        let name = a.get("username").and_then(Value::as_str);
+        let password = a.get("password").and_then(Value::as_str);
+        let mut hash = password.and_then(raw_bcrypt);
+        if algorithm != "bcrypt" {
+            hash = None;
+            self.drop(
+                format!("the {algorithm} hash of basic-auth user {}: cellsctl keeps bcrypt only, a new password is needed", name.unwrap_or("")),
+                &join(apath, "password"),
+            );
+        } else if hash.is_none() {
+            self.drop(
+                format!("the basic-auth hash of {}: not a bcrypt hash ($2a$/$2b$/$2y$, raw or base64), a new password is needed", name.unwrap_or("")),
+                &join(apath, "password"),
+            );
+        }
+        if let Some(o) = a.as_object() {
+            for (ak, _) in o {
+                if !matches!(ak.as_str(), "username" | "password") {
+                    self.drop(
+                        format!("basic-auth account option `{ak}`"),
+                        &join(apath, ak),
+                    );
+                }
+            }
+        }
+        BasicAuth {
+            user: name.map(String::from),
+            hash,
+        }
+    }
+
+    /// The site's public TLS from `apps.tls`, in this order: none for a
+    /// plain-HTTP site, a loaded `tls CERT KEY` certificate, the site's
+    /// automation policy, Caddy's default. The rest of `apps.tls` is dropped.
+    fn tls(&mut self, app: Option<&Value>, ctx: &TlsContext<'_>) -> Found<PublicTls> {
+        let empty = Map::new();
+        let app = app.and_then(Value::as_object).unwrap_or(&empty);
+        let mut found = ctx.plain_http.then(|| Found {
+            value: PublicTls::Acme { email: None },
+            from: format!("none: the site is plain HTTP ({})", ctx.listen_path),
+        });
+        for (k, v) in app {
+            let kpath = join("apps.tls", k);
+            match k.as_str() {
+                "certificates" => self.certificates(v, &kpath, ctx, &mut found),
+                "automation" => self.automation_options(v, &kpath),
                 other => self.drop_once(
                     format!("global TLS option `{other}` {}", compact(v)),
                     &kpath,
                 ),
             }
         }
-
-        let policies: Vec<Value> = app
-            .get("automation")
-            .and_then(|a| a.get("policies"))
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let ppath = "apps.tls.automation.policies";
-        let subjects = |p: &Value| strings(p.get("subjects"));
-        let covers = |p: &Value| subjects(p).iter().any(|s| s.eq_ignore_ascii_case(host));
-        let mine = policies
-            .iter()
-            .position(covers)
-            .or_else(|| policies.iter().position(|p| subjects(p).is_empty()));
-        for (i, p) in policies.iter().enumerate() {
-            let path = at(ppath, i);
-            if Some(i) == mine && found.is_none() {
-                found = Some(Found {
-                    value: self.issuers(p, &path, host, alternate_ports),
-                    from: path,
-                });
-                continue;
-            }
-            if Some(i) == mine && covers(p) && !plain_http {
-                // `tls CERT KEY` plus a policy: the loaded certificate wins.
-                self.drop(format!("a TLS automation policy for {host}"), &path);
-                continue;
-            }
-            let subs = subjects(p);
-            let all_others = !subs.is_empty()
-                && subs.iter().all(|s| {
-                    other_hosts.iter().any(|o| o.eq_ignore_ascii_case(s))
-                        || site_hosts.iter().any(|o| o.eq_ignore_ascii_case(s))
-                });
-            if all_others && !covers(p) {
-                continue; // the policy of another site, reported with it
-            }
-            if subs.is_empty() {
-                self.drop(
-                    format!(
-                        "a TLS automation policy for any other name (global options such as `email`, `acme_ca`, `local_certs`): {}",
-                        compact(p)
-                    ),
-                    &path,
-                );
-            } else if !covers(p) {
-                self.drop(
-                    format!("a TLS automation policy for {}", subs.join(" ")),
-                    &path,
-                );
-            } else {
-                self.drop(format!("another TLS automation policy for {host}"), &path);
-            }
-        }
+        let found = self.automation_policies(app, ctx, found);
         found.unwrap_or_else(|| {
-            let value = if gets_local_cert(host) {
+            let value = if gets_local_cert(&ctx.site.host) {
                 PublicTls::Internal
             } else {
                 PublicTls::Acme { email: None }
@@ -1453,6 +1618,154 @@ impl Reader {
                 from: "apps.tls (no policy for the site: Caddy's default)".into(),
             }
         })
+    }
+
+    /// `apps.tls.certificates`: `load_files` may hold the site's `tls CERT
+    /// KEY`; other ways to get certificates are dropped.
+    fn certificates(
+        &mut self,
+        v: &Value,
+        kpath: &str,
+        ctx: &TlsContext<'_>,
+        found: &mut Option<Found<PublicTls>>,
+    ) {
+        let Some(certs) = v.as_object() else { return };
+        for (ck, cv) in certs {
+            let cpath = join(kpath, ck);
+            if ck != "load_files" {
+                self.drop(format!("global TLS certificates `{ck}`"), &cpath);
+                continue;
+            }
+            let files = cv.as_array().map(Vec::as_slice).unwrap_or_default();
+            for (i, f) in files.iter().enumerate() {
+                self.loaded_certificate(f, at(&cpath, i), ctx, found);
+            }
+        }
+    }
+
+    /// A loaded certificate with a tag the site's connection policy selects
+    /// is its `tls CERT KEY` (the first one, unless the site is plain HTTP);
+    /// one without is another site's (reported with it) or dropped.
+    fn loaded_certificate(
+        &mut self,
+        f: &Value,
+        fpath: String,
+        ctx: &TlsContext<'_>,
+        found: &mut Option<Found<PublicTls>>,
+    ) {
+        let tagged = strings(f.get("tags"))
+            .iter()
+            .any(|t| ctx.used_tags.contains(t));
+        let cert = f.get("certificate").and_then(Value::as_str);
+        let key = f.get("key").and_then(Value::as_str);
+        let mine = !ctx.plain_http && found.is_none() && tagged;
+        match (mine, cert, key) {
+            (true, Some(cert), Some(key)) => {
+                if let Some(o) = f.as_object() {
+                    for (fk, fv) in o {
+                        if !matches!(fk.as_str(), "certificate" | "key" | "tags") {
+                            self.drop(
+                                format!("certificate option `{fk}` {}", compact(fv)),
+                                &join(&fpath, fk),
+                            );
+                        }
+                    }
+                }
+                *found = Some(Found {
+                    value: PublicTls::Custom {
+                        cert: cert.to_string(),
+                        key: key.to_string(),
+                    },
+                    from: fpath,
+                });
+            }
+            _ if tagged => {}
+            _ => self.drop(
+                format!("a certificate loaded from {}", cert.unwrap_or("?")),
+                &fpath,
+            ),
+        }
+    }
+
+    /// Global TLS automation options (all but `policies`) are dropped.
+    fn automation_options(&mut self, v: &Value, kpath: &str) {
+        let Some(auto) = v.as_object() else { return };
+        for (ak, av) in auto {
+            if ak != "policies" {
+                self.drop_once(
+                    format!("global TLS automation option `{ak}` {}", compact(av)),
+                    &join(kpath, ak),
+                );
+            }
+        }
+    }
+
+    /// The site's automation policy (the one naming its host, else the
+    /// catch-all) gives its TLS unless `found` already holds it; every
+    /// other policy is another site's or dropped.
+    fn automation_policies(
+        &mut self,
+        app: &Map<String, Value>,
+        ctx: &TlsContext<'_>,
+        mut found: Option<Found<PublicTls>>,
+    ) -> Option<Found<PublicTls>> {
+        let host = ctx.site.host.as_str();
+        let policies = app
+            .get("automation")
+            .and_then(|a| a.get("policies"))
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let mine = policies
+            .iter()
+            .position(|p| policy_covers(p, host))
+            .or_else(|| policies.iter().position(|p| policy_subjects(p).is_empty()));
+        for (i, p) in policies.iter().enumerate() {
+            let path = at("apps.tls.automation.policies", i);
+            if Some(i) == mine && found.is_none() {
+                found = Some(Found {
+                    value: self.issuers(p, &path, host, ctx.alternate_ports),
+                    from: path,
+                });
+            } else if Some(i) == mine && policy_covers(p, host) && !ctx.plain_http {
+                // `tls CERT KEY` plus a policy: the loaded certificate wins.
+                self.drop(format!("a TLS automation policy for {host}"), &path);
+            } else {
+                self.other_policy(p, &path, ctx);
+            }
+        }
+        found
+    }
+
+    /// An automation policy that is not the site's: another site's (reported
+    /// with it) or dropped.
+    fn other_policy(&mut self, p: &Value, path: &str, ctx: &TlsContext<'_>) {
+        let host = ctx.site.host.as_str();
+        let subs = policy_subjects(p);
+        let covers = policy_covers(p, host);
+        let all_others = !subs.is_empty()
+            && subs
+                .iter()
+                .all(|s| lists_host(ctx.other_hosts, s) || lists_host(&ctx.site.hosts, s));
+        if all_others && !covers {
+            return; // the policy of another site, reported with it
+        }
+        if subs.is_empty() {
+            self.drop(
+                format!(
+                    "a TLS automation policy for any other name (global options such as `email`, `acme_ca`, `local_certs`): {}",
+                    compact(p)
+                ),
+                path,
+            );
+        } else if !covers {
+            self.drop(
+                format!("a TLS automation policy for {}", subs.join(" ")),
+                path,
+            );
+        } else {
+            self.drop(format!("another TLS automation policy for {host}"), path);
+        }
     }
 
     /// What an automation policy's issuers say; their other options dropped.
@@ -1472,72 +1785,21 @@ impl Reader {
         let issuers = p
             .get("issuers")
             .and_then(Value::as_array)
-            .cloned()
+            .map(Vec::as_slice)
             .unwrap_or_default();
         for (i, iss) in issuers.iter().enumerate() {
             let ip = at(&ipath, i);
-            let module = iss.get("module").and_then(Value::as_str).unwrap_or("");
-            let fields = iss.as_object().cloned().unwrap_or_default();
-            match module {
-                "internal" => {
-                    match &kind {
-                        None => kind = Some(PublicTls::Internal),
-                        Some(PublicTls::Internal) => {}
-                        Some(_) => {
-                            self.drop("a fallback to Caddy's local CA", &ip);
-                            continue;
-                        }
-                    }
-                    for (k, v) in &fields {
-                        if k != "module" {
-                            self.drop_once(
-                                format!("`tls internal` option `{k}` {}", compact(v)),
-                                &join(&ip, k),
-                            );
-                        }
-                    }
-                }
-                "acme" | "zerossl" => {
-                    let email = fields
-                        .get("email")
-                        .and_then(Value::as_str)
-                        .map(String::from);
-                    match &mut kind {
-                        None => kind = Some(PublicTls::Acme { email }),
-                        Some(PublicTls::Acme { email: e }) => {
-                            if e.is_none() {
-                                *e = email;
-                            }
-                        }
-                        Some(_) => {
-                            self.drop(format!("a fallback ACME issuer ({module})"), &ip);
-                            continue;
-                        }
-                    }
-                    for (k, v) in &fields {
-                        let kp = join(&ip, k);
-                        match k.as_str() {
-                            "module" | "email" => {}
-                            "ca" => {
-                                let ca = v.as_str().unwrap_or("");
-                                let default =
-                                    (module == "acme" && i > 0 && ca == ZEROSSL_DIRECTORY)
-                                        || ca == LETS_ENCRYPT_DIRECTORY;
-                                if !default {
-                                    self.drop_once(
-                                        format!(
-                                            "ACME CA {ca} (global `acme_ca` or `tls {{ ca }}`)"
-                                        ),
-                                        &kp,
-                                    );
-                                }
-                            }
-                            "challenges" if alternate_ports && only_alternate_ports(v) => {}
-                            other => {
-                                self.drop_once(format!("ACME option `{other}` {}", compact(v)), &kp)
-                            }
-                        }
-                    }
+            let empty = Map::new();
+            let fields = iss.as_object().unwrap_or(&empty);
+            match iss.get("module").and_then(Value::as_str).unwrap_or("") {
+                "internal" => self.internal_issuer(fields, &ip, &mut kind),
+                module @ ("acme" | "zerossl") => {
+                    let issuer = AcmeIssuer {
+                        module,
+                        index: i,
+                        alternate_ports,
+                    };
+                    self.acme_issuer(fields, &ip, &issuer, &mut kind)
                 }
                 other => {
                     self.drop(format!("a TLS issuer `{other}`: {}", compact(iss)), &ip);
@@ -1545,6 +1807,78 @@ impl Reader {
             }
         }
         kind.unwrap_or(PublicTls::Acme { email: None })
+    }
+
+    /// `tls internal`, unless an ACME issuer came first (then it is the
+    /// fallback Caddy adds, dropped); its options are dropped.
+    fn internal_issuer(
+        &mut self,
+        fields: &Map<String, Value>,
+        ip: &str,
+        kind: &mut Option<PublicTls>,
+    ) {
+        match kind {
+            None => *kind = Some(PublicTls::Internal),
+            Some(PublicTls::Internal) => {}
+            Some(_) => {
+                self.drop("a fallback to Caddy's local CA", ip);
+                return;
+            }
+        }
+        for (k, v) in fields {
+            if k != "module" {
+                self.drop_once(
+                    format!("`tls internal` option `{k}` {}", compact(v)),
+                    &join(ip, k),
+                );
+            }
+        }
+    }
+
+    /// An ACME issuer: its email is read (from the first that has one);
+    /// Caddy's default CAs and moved challenge ports are structure; the
+    /// rest is dropped. After `tls internal` it is a fallback, dropped.
+    fn acme_issuer(
+        &mut self,
+        fields: &Map<String, Value>,
+        ip: &str,
+        issuer: &AcmeIssuer<'_>,
+        kind: &mut Option<PublicTls>,
+    ) {
+        let email = fields
+            .get("email")
+            .and_then(Value::as_str)
+            .map(String::from);
+        match kind {
+            None => *kind = Some(PublicTls::Acme { email }),
+            Some(PublicTls::Acme { email: e }) => {
+                if e.is_none() {
+                    *e = email;
+                }
+            }
+            Some(_) => {
+                let module = issuer.module;
+                self.drop(format!("a fallback ACME issuer ({module})"), ip);
+                return;
+            }
+        }
+        for (k, v) in fields {
+            let kp = join(ip, k);
+            match k.as_str() {
+                "module" | "email" => {}
+                "ca" => {
+                    let ca = v.as_str().unwrap_or("");
+                    if !issuer.is_default_ca(ca) {
+                        self.drop_once(
+                            format!("ACME CA {ca} (global `acme_ca` or `tls {{ ca }}`)"),
+                            &kp,
+                        );
+                    }
+                }
+                "challenges" if issuer.alternate_ports && only_alternate_ports(v) => {}
+                other => self.drop_once(format!("ACME option `{other}` {}", compact(v)), &kp),
+            }
+        }
     }
 
     /// `logging`: loggers of sites were reported with their server; a
@@ -1585,6 +1919,24 @@ impl Reader {
     }
 }
 
+/// An ACME issuer of the site's policy, as Caddy's defaults see it.
+struct AcmeIssuer<'a> {
+    /// `acme` or `zerossl`.
+    module: &'a str,
+    /// Its place among the policy's issuers.
+    index: usize,
+    /// See `Config::alternate_ports`.
+    alternate_ports: bool,
+}
+
+impl AcmeIssuer<'_> {
+    /// Let's Encrypt, or ZeroSSL as the second default issuer (Caddy 2.8+).
+    fn is_default_ca(&self, ca: &str) -> bool {
+        (self.module == "acme" && self.index > 0 && ca == ZEROSSL_DIRECTORY)
+            || ca == LETS_ENCRYPT_DIRECTORY
+    }
+}
+
 /// A server on the HTTP port whose routes only redirect to https://.
 fn is_redirect_server(srv: &Value, http_port: u64, site_hosts: &[String], spath: &str) -> bool {
     let listen = strings(srv.get("listen"));
@@ -1619,10 +1971,7 @@ fn is_https_redirect(route: &Value, path: &str, site_hosts: &[String]) -> bool {
     if !hosts_ok {
         return false;
     }
-    let mut w = Walk::default();
-    if let Some(h) = r.get("handle") {
-        walk_handlers(h, &join(path, "handle"), &[], &mut w);
-    }
+    let w = walk_route(r, path);
     w.odd.is_empty()
         && !w.leaves.is_empty()
         && w.leaves.iter().all(|l| {

@@ -190,15 +190,15 @@ fn prometheus_listen(root: &Path) -> Option<String> {
     files.extend(prometheus_dropins(root));
     files
         .iter()
+        .rev()
         .filter_map(|f| read_optional_text(&under_root(root, f)).ok().flatten())
-        .filter_map(|text| {
+        .find_map(|text| {
             text.split_whitespace().find_map(|w| {
                 w.trim_matches('"')
                     .strip_prefix("--web.listen-address=")
                     .map(String::from)
             })
         })
-        .last()
 }
 
 /// What the Cells unit (and its drop-ins) says, each with its file.

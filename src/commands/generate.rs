@@ -51,7 +51,7 @@ pub fn run(args: &GenerateArgs, mode: Mode, now: OffsetDateTime) -> Result<(), E
     };
     let mut prompter = asks.then(TerminalPrompter::new);
     let (given, adopted) = match mode {
-        Mode::Adopt => adopt_given(args, root).map(|(g, a)| (g, Some(a)))?,
+        Mode::Adopt => adopt_given(args, root, prompter.as_mut()).map(|(g, a)| (g, Some(a)))?,
         _ => (gather(args, root, saved.as_ref(), prompter.as_mut())?, None),
     };
     if locks_now && asks {
@@ -251,7 +251,13 @@ fn already_managed(root: &Path) -> Result<Option<State>, Error> {
 
 /// `adopt`: the flags over what was read; what the rendering would drop
 /// stops the run (exit 3) unless --force.
-fn adopt_given(args: &GenerateArgs, root: &Path) -> Result<(Given, crate::adopt::Adopted), Error> {
+/// On a terminal, what could not be read is asked (the rest is offered as
+/// read); install.yml's passwords never are.
+fn adopt_given(
+    args: &GenerateArgs,
+    root: &Path,
+    prompter: Option<&mut TerminalPrompter>,
+) -> Result<(Given, crate::adopt::Adopted), Error> {
     let adopted = crate::adopt::read(root)?;
     if !adopted.dropped.is_empty() && !args.common.force {
         return Err(Error::WouldDrop(adopted.dropped));
@@ -259,6 +265,20 @@ fn adopt_given(args: &GenerateArgs, root: &Path) -> Result<(Given, crate::adopt:
     let mut given = Given::from_args(&args.answers);
     given.answers = given.answers.combine(adopted.answers.clone());
     given.adopting = true;
+    if let Some(p) = prompter {
+        eprint!("{}", crate::adopt::render(&adopted, args.common.force));
+        given = wizard::run(
+            p,
+            given,
+            &wizard::Context {
+                root,
+                saved: None,
+                needs_install_secrets: false,
+                caddy_known: true,
+            },
+        )?;
+        given.adopting = true;
+    }
     Ok((given, adopted))
 }
 
@@ -344,7 +364,7 @@ fn is_system_root(root: &Path) -> bool {
 
 /// `init` on a terminal asks for what flags, env and state left open.
 fn asks_questions(common: &CommonArgs, mode: Mode) -> bool {
-    mode == Mode::Init
+    mode != Mode::Regenerate
         && !common.non_interactive
         && std::io::stdin().is_terminal()
         && std::io::stderr().is_terminal()
