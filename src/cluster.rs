@@ -71,6 +71,13 @@ impl FromStr for Node {
             .ok_or_else(|| format!("{s:?}: {ACCEPTED}"))?;
         let name: NodeName = name.parse()?;
         let addr: SocketAddr = addr.parse().map_err(|_| format!("{s:?}: {ACCEPTED}"))?;
+        if let SocketAddr::V6(v6) = addr {
+            if v6.scope_id() != 0 || v6.flowinfo() != 0 {
+                return Err(format!(
+                    "{s:?}: no IPv6 zone id or flow label (systemd and Caddy would misread it); give a global or unique-local address"
+                ));
+            }
+        }
         if addr.ip().is_unspecified() || addr.port() == 0 {
             return Err(format!(
                 "{s:?}: the address must be the node's own IP (the proxy dials it), not {} or port 0",

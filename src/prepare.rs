@@ -180,14 +180,17 @@ fn bundle_time(a: &mut Answers, saved: Option<&State>, now: OffsetDateTime) {
     }
 }
 
-/// The files of nodes no longer in the list (recorded by an earlier run).
+/// The files of nodes no longer in the list, or of every node once the
+/// upstream is no longer verified (recorded by an earlier run).
 fn removed_nodes(saved: Option<&State>, a: &Answers) -> Vec<crate::plan::AbsentFile> {
     let Some(saved) = saved else {
         return Vec::new();
     };
+    // Without upstream TLS `ca` no node keeps a certificate here.
     let keep: Vec<(String, String)> = a
         .cluster
         .iter()
+        .filter(|_| a.upstream_tls == UpstreamTls::Ca)
         .flat_map(|c| c.nodes.iter().map(|n| render::node_paths(&n.name)))
         .collect();
     saved

@@ -263,3 +263,39 @@ fn a_dry_run_says_what_it_read_and_writes_nothing() {
     assert!(stdout.contains("What changes:"), "{stdout}");
     assert_eq!(d.snapshot(), before, "nothing written");
 }
+
+/// A flag wins over what was read, even where the read value could not be
+/// taken (a host name where cellsctl needs an address); a Caddyfile that
+/// is a symbolic link is refused, not replaced.
+#[test]
+fn flags_win_and_a_linked_caddyfile_is_refused() {
+    let Some((_, caddy)) = caddy_binaries().into_iter().next() else {
+        return;
+    };
+    let by_name = SIMPLE.replace("localhost:8080", "cells-backend.lan:8080");
+    let (d, bin) = hand_made(&by_name, &caddy);
+    let out = adopt(&d, &bin, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a host name is not a bind address"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--bind"));
+    let out = adopt(&d, &bin, &["--bind", "10.0.0.2:8080"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(state(&d)["answers"]["bind"].as_str(), Some("10.0.0.2:8080"));
+
+    let (d, bin) = hand_made(SIMPLE, &caddy);
+    let real = d.path("/etc/caddy/Caddyfile.real");
+    std::fs::rename(d.path("/etc/caddy/Caddyfile"), &real).expect("move");
+    std::os::unix::fs::symlink(&real, d.path("/etc/caddy/Caddyfile")).expect("link");
+    let before = d.snapshot();
+    let out = adopt(&d, &bin, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is a symbolic link"));
+    assert_eq!(d.snapshot(), before, "nothing written");
+}

@@ -472,3 +472,71 @@ fn a_removed_node_loses_its_files_and_nothing_else_moves() {
         "{text}"
     );
 }
+
+/// Re-runs on a running cluster: a new node gets its own step (no second
+/// `cells configure`); turning upstream verification off removes every
+/// node's certificate here; a bundle's files carry the state's time; a
+/// secret given by env to init is not kept.
+#[test]
+fn later_runs_name_only_what_changed() {
+    let d = init_cluster("2.11.7");
+    let out = run_ok(&mut d.cmd(
+        "regenerate",
+        &[
+            "--node",
+            NODES[0],
+            "--node",
+            NODES[1],
+            "--node",
+            NODES[2],
+            "--node",
+            "node4=10.0.0.14:8080",
+        ],
+    ));
+    let steps = out.split("Next steps:").nth(1).expect("next steps");
+    assert!(steps.contains("New node node4"), "{steps}");
+    assert!(
+        !steps.contains("configure --yaml") && !steps.contains("node2 |"),
+        "{steps}"
+    );
+
+    let state: serde_yaml::Value =
+        serde_yaml::from_str(&d.read("/etc/cellsctl/cellsctl.yaml")).expect("state");
+    let mtime = state["answers"]["cluster"]["bundle_mtime"]
+        .as_u64()
+        .expect("bundle_mtime");
+    let b = bundle(&d, "node4", &[]);
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    assert!(
+        entries(&b.stdout).iter().all(|e| e.4 == mtime),
+        "every file has the state's time {mtime}"
+    );
+
+    run_ok(&mut d.cmd("regenerate", &["--upstream-tls", "skip-verify"]));
+    assert!(!d.path("/etc/cellsctl/nodes/node1/cells.key").exists());
+    assert!(!d.path("/etc/cellsctl/pki/ca.key").exists());
+    let check = cellsctl()
+        .env("PATH", "/nonexistent")
+        .args(["check", "--root"])
+        .arg(d.root())
+        .output()
+        .expect("check");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+
+    // The token by env at init: not recorded, so node-bundle needs it again.
+    let e = Deployment::new();
+    let mut args = cluster_args(&e, "2.11.7", &NODES);
+    let i = args
+        .iter()
+        .position(|a| a == "--vault-token-file")
+        .expect("flag");
+    args.drain(i..i + 2);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_ok(e.cmd("init", &args).env("CELLSCTL_VAULT_TOKEN", TOKEN));
+    let err = exit_2(&bundle(&e, "node2", &[]));
+    assert!(err.contains("CELLSCTL_VAULT_TOKEN"), "{err}");
+}

@@ -15,6 +15,8 @@ use std::path::Path;
 /// What was read: answers (each with where it came from), what the
 /// rendering would drop, and what will change and why.
 pub struct Adopted {
+    /// The answer flags given: what they set is not read.
+    flags: Layer,
     pub answers: Layer,
     pub sources: Vec<String>,
     pub dropped: Vec<String>,
@@ -23,6 +25,11 @@ pub struct Adopted {
 
 impl Adopted {
     fn take(&mut self, field: Field, raw: &str, from: &str) -> Result<(), Error> {
+        if self.flags.is_set(field) {
+            self.sources
+                .push(format!("{:<26} (given; {from} not used)", field.flag()));
+            return Ok(());
+        }
         self.answers.set(field, raw).map_err(|e| {
             Error::usage(format!(
                 "adopt: {from} gives {} = {raw:?}, which cellsctl cannot take: {e}; give {} yourself",
@@ -36,9 +43,15 @@ impl Adopted {
     }
 }
 
-/// Reads the deployment below `root`.
-pub fn read(root: &Path) -> Result<Adopted, Error> {
+/// Reads the deployment below `root`; what `flags` give is not read.
+pub fn read(root: &Path, flags: &Layer) -> Result<Adopted, Error> {
     let caddyfile = under_root(root, paths::CADDYFILE);
+    if std::fs::symlink_metadata(&caddyfile).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(Error::usage(format!(
+            "adopt: {} is a symbolic link; cellsctl writes a regular file there (and keeps a backup of a file, not of a link): put the file it points to in its place, then adopt",
+            caddyfile.display()
+        )));
+    }
     let adapted = adapt(&caddyfile)?;
     let found = caddy_json::read(&adapted).map_err(|e| {
         Error::usage(format!(
@@ -47,6 +60,7 @@ pub fn read(root: &Path) -> Result<Adopted, Error> {
         ))
     })?;
     let mut a = Adopted {
+        flags: flags.clone(),
         answers: Layer::default(),
         sources: Vec::new(),
         dropped: found.dropped.clone(),
@@ -74,12 +88,21 @@ pub fn read(root: &Path) -> Result<Adopted, Error> {
     }
     let up = &found.upstream;
     let up_from = cf(&up.from);
-    if up.value.skip_verify || !up.value.tls {
+    if !up.value.tls {
+        a.take(Field::UpstreamTls, "skip-verify", &up_from)?;
+        a.changes.push("Caddy speaks plain HTTP to Cells today, which breaks Cells Sync (gRPC needs TLS end to end): Cells will serve its own self-signed certificate over TLS and Caddy will not verify it (skip-verify); `cellsctl regenerate --upstream-tls ca` then moves to cellsctl's CA".into());
+    } else if up.value.skip_verify {
         a.take(Field::UpstreamTls, "skip-verify", &up_from)?;
         a.changes.push("the upstream certificate stays unverified (skip-verify, as today); to verify it, run `cellsctl regenerate --upstream-tls ca`, which also makes Cells serve cellsctl's certificate (a restart of cells)".into());
     } else {
         a.take(Field::UpstreamTls, "ca", &up_from)?;
-        a.changes.push("Caddy will verify Cells against cellsctl's private CA, and Cells will serve cellsctl's certificate".into());
+        let theirs = up
+            .value
+            .trusted_ca
+            .as_deref()
+            .map(|f| format!(" instead of {f}"))
+            .unwrap_or_default();
+        a.changes.push(format!("Caddy will verify Cells against cellsctl's private CA{theirs}, and Cells will serve cellsctl's certificate"));
     }
     let unit = read_unit(root)?;
     match unit.bind.as_ref() {
@@ -151,6 +174,13 @@ fn prometheus(
             a.changes.push(format!("{d} sets ExecStart and is read after cellsctl's drop-in, so its flags win: remove it (or move its flags into cellsctl's answers)"));
         }
     }
+    if read_optional_text(&under_root(root, "/etc/prometheus/prometheus.yml"))
+        .ok()
+        .flatten()
+        .is_some()
+    {
+        a.changes.push("Prometheus will run on cellsctl's config (/etc/prometheus/cellsctl.yml: itself and Cells' targets); scrape jobs of your own in /etc/prometheus/prometheus.yml are no longer read: add them back with a drop-in of your own if you need them".into());
+    }
     let listen = prometheus_listen(root);
     let all = listen
         .as_deref()
@@ -193,11 +223,14 @@ fn prometheus_listen(root: &Path) -> Option<String> {
         .rev()
         .filter_map(|f| read_optional_text(&under_root(root, f)).ok().flatten())
         .find_map(|text| {
-            text.split_whitespace().find_map(|w| {
-                w.trim_matches('"')
-                    .strip_prefix("--web.listen-address=")
-                    .map(String::from)
-            })
+            text.lines()
+                .filter(|l| !l.trim_start().starts_with('#'))
+                .flat_map(str::split_whitespace)
+                .find_map(|w| {
+                    w.trim_matches(['"', '\''])
+                        .strip_prefix("--web.listen-address=")
+                        .map(|v| v.trim_matches(['"', '\'']).to_string())
+                })
         })
 }
 
@@ -237,8 +270,6 @@ fn read_unit(root: &Path) -> Result<Unit, Error> {
             let line = line.trim();
             if let Some(v) = line.strip_prefix("User=") {
                 u.user = Some((v.trim().to_string(), from));
-            } else if let Some(v) = line.strip_prefix("WorkingDirectory=") {
-                u.working_dir = Some((v.trim().trim_start_matches('-').to_string(), from));
             } else if let Some(v) = line.strip_prefix("ExecStart=") {
                 if let Some(bin) = v.split_whitespace().next() {
                     u.binary = Some((

@@ -159,9 +159,16 @@ fn carry_out(
         },
         host,
         provision: provisioner.as_ref(),
+        previous_nodes: saved
+            .and_then(|s| s.answers.cluster.as_ref())
+            .map(|c| c.nodes.iter().map(|n| n.name.to_string()).collect())
+            .unwrap_or_default(),
     };
-    if let (Some(a), false, None) = (adopted, common.quiet || common.json, &refusal) {
-        super::print(&crate::adopt::render(a, common.force))?;
+    match (adopted, &refusal) {
+        // With --json, stdout is the JSON: what was read goes to stderr.
+        (Some(a), None) if common.json => eprint!("{}", crate::adopt::render(a, common.force)),
+        (Some(a), None) if !common.quiet => super::print(&crate::adopt::render(a, common.force))?,
+        _ => {}
     }
     tell(common, root, &outcome)?;
     if let Some(refusal) = refusal {
@@ -258,7 +265,8 @@ fn adopt_given(
     root: &Path,
     prompter: Option<&mut TerminalPrompter>,
 ) -> Result<(Given, crate::adopt::Adopted), Error> {
-    let adopted = crate::adopt::read(root)?;
+    let flags = Given::from_args(&args.answers).answers;
+    let adopted = crate::adopt::read(root, &flags)?;
     if !adopted.dropped.is_empty() && !args.common.force {
         return Err(Error::WouldDrop(adopted.dropped));
     }
@@ -463,6 +471,8 @@ struct Outcome<'a> {
     setup: Setup,
     host: HostFacts,
     provision: Option<&'a Provisioner<'a>>,
+    /// Cluster mode: the saved state's nodes before this run.
+    previous_nodes: Vec<String>,
 }
 
 /// The report on stdout: JSON, text, or (quiet, or refused) nothing.
@@ -486,6 +496,7 @@ fn tell(common: &CommonArgs, root: &Path, o: &Outcome) -> Result<(), Error> {
         provision: o
             .provision
             .map(|p| (p.steps.as_slice(), p.verified.as_slice())),
+        previous_nodes: o.previous_nodes.clone(),
     };
     let text = if common.json {
         report::json(o.decision, o.refusal, &ctx, o.restarted)

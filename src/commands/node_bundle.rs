@@ -55,9 +55,15 @@ pub fn run(args: &NodeBundleArgs) -> Result<(), Error> {
 
 /// The flags and env given now, over the secret files the state recorded.
 fn given_secrets(args: &NodeBundleArgs, recorded: &SecretFiles) -> GivenSecrets {
+    // A recorded path is read only while it is still a file only root can
+    // change (it may have been replaced since init); else it counts as not given.
     let pick = |flag: &Option<std::path::PathBuf>, saved: &Option<crate::answers::AbsPath>| {
-        flag.clone()
-            .or_else(|| saved.as_ref().map(|p| p.as_str().into()))
+        flag.clone().or_else(|| {
+            saved
+                .as_ref()
+                .map(|p| std::path::PathBuf::from(p.as_str()))
+                .filter(|p| crate::inputs::cluster::trusted_secret_file(p))
+        })
     };
     let mut g = GivenSecrets::default();
     for (kind, file) in [

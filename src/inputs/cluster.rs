@@ -118,10 +118,28 @@ fn secret_files(
     Ok(files)
 }
 
-/// A secret file's absolute path, when it can be written into the state.
+/// A secret file's absolute path, when it can be written into the state:
+/// a regular file only root can change (node-bundle reads it again later,
+/// as root: a terminal, a pipe or a file someone else can replace is not
+/// recorded, and must be given again then).
 fn recordable(path: &Path) -> Option<AbsPath> {
     let absolute = std::fs::canonicalize(path).ok()?;
+    trusted_secret_file(&absolute).then_some(())?;
     absolute.to_str()?.parse().ok()
+}
+
+/// A regular file (not a link), owned by root, not writable by group or
+/// others, in a directory only root can change.
+pub fn trusted_secret_file(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let safe = |m: &std::fs::Metadata| m.uid() == 0 && m.mode() & 0o022 == 0;
+    let file_ok =
+        std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file() && safe(&m));
+    let dir_ok = path
+        .parent()
+        .and_then(|d| std::fs::symlink_metadata(d).ok())
+        .is_some_and(|m| m.is_dir() && safe(&m));
+    file_ok && dir_ok
 }
 
 /// Cluster flags without `--node`: a mistake, named.

@@ -52,8 +52,9 @@ struct PrometheusSite {
 /// How Caddy spreads users over the nodes of a cluster. There is no
 /// endpoint every stock Cells node serves for an active health check
 /// (Pydio's `/pprofs` needs CELLS_ENABLE_PPROF), so health is passive: a
-/// node that fails a dial or answers 502-504 is left for `fail_duration`,
-/// and the request is retried on another node within `lb_try_duration`.
+/// node that fails a dial is left for `fail_duration`, and the request is
+/// retried on another node within `lb_try_duration`. Status codes do not
+/// count: one 504 from Cells' own gateway must not take a node out.
 #[derive(Serialize)]
 struct Pool {
     cookie: &'static str,

@@ -58,6 +58,8 @@ pub struct Context<'a> {
     pub run: Run,
     pub setup: Setup,
     pub host: HostFacts,
+    /// Cluster mode: the nodes of the saved state before this run.
+    pub previous_nodes: Vec<String>,
     /// With `--provision`: its steps, and the verify step's checks.
     pub provision: Option<(&'a [crate::provision::Step], &'a [crate::check::Finding])>,
 }

@@ -78,39 +78,11 @@ fn single_node_steps(decision: &Decision, ctx: &Context) -> Vec<String> {
 /// A cluster: the nodes first (the first one configures Cells for all),
 /// then the proxy on this host.
 fn cluster_steps(decision: &Decision, ctx: &Context, c: &crate::cluster::Cluster) -> Vec<String> {
-    let a = ctx.answers;
-    let (user, wd, bin) = (&a.cells.user, &a.cells.working_dir, &a.cells.binary);
-    let names: Vec<String> = c.nodes.iter().map(|n| n.name.to_string()).collect();
-    let first = &c.nodes[0];
-    // Node steps when a node's files are new or changed (or all is new).
-    let nodes_changed = ctx.setup == Setup::First
-        || decision.entries().any(|e| {
-            e.path.starts_with(crate::render::NODES_DIR)
-                && e.action != crate::apply::Action::Unchanged
-        });
-    let mut steps = if !nodes_changed {
-        Vec::new()
+    let mut steps = if ctx.setup == Setup::First {
+        first_cluster_steps(ctx, c)
     } else {
-        vec![
-        format!(
-            "On every node ({}): install the Cells binary as {bin}, and create the Cells user with its working dir:\n     useradd --system --user-group --home-dir {wd} --shell /usr/sbin/nologin {user}\n     install -d -o {user} -g {user} -m 0750 {wd}",
-            names.join(", ")
-        ),
-        format!(
-            "The first node, {name}: install its bundle (its install.yml needs the admin and database passwords: read from the files init was given, else give them again by env), configure Cells once, start it:\n     cellsctl node-bundle {name} | ssh root@{ip} tar -xpf - -C /\n     ssh root@{ip} 'sudo -u {user} env CELLS_WORKING_DIR={wd} {bin} configure --yaml {install} && rm {install} && systemctl daemon-reload && systemctl enable --now cells'",
-            name = first.name,
-            ip = first.ip(),
-            install = paths::INSTALL_YML,
-        ),
-        ]
+        changed_nodes(decision, ctx, c)
     };
-    for n in c.nodes[1..].iter().filter(|_| nodes_changed) {
-        steps.push(format!(
-            "Then {name} (no install file: it reads the shared config):\n     cellsctl node-bundle {name} | ssh root@{ip} tar -xpf - -C /\n     ssh root@{ip} 'systemctl daemon-reload && systemctl enable --now cells'",
-            name = n.name,
-            ip = n.ip()
-        ));
-    }
     if ctx.run == Run::Write {
         let mut here: Vec<String> = decision
             .services()
@@ -130,6 +102,65 @@ fn cluster_steps(decision: &Decision, ctx: &Context, c: &crate::cluster::Cluster
         }
     }
     steps
+}
+
+/// A new cluster: every node's user, the first node configures Cells for
+/// all, then the others.
+fn first_cluster_steps(ctx: &Context, c: &crate::cluster::Cluster) -> Vec<String> {
+    let a = ctx.answers;
+    let (user, wd, bin) = (&a.cells.user, &a.cells.working_dir, &a.cells.binary);
+    let names: Vec<String> = c.nodes.iter().map(|n| n.name.to_string()).collect();
+    let first = &c.nodes[0];
+    let mut steps = vec![
+        format!(
+            "On every node ({}): install the Cells binary as {bin}, and create the Cells user with its working dir:\n     useradd --system --user-group --home-dir {wd} --shell /usr/sbin/nologin {user}\n     install -d -o {user} -g {user} -m 0750 {wd}",
+            names.join(", ")
+        ),
+        format!(
+            "The first node, {name}: install its bundle (its install.yml needs the admin and database passwords: read from the files init was given, else give them again by env), configure Cells once, start it:\n     cellsctl node-bundle {name} | ssh root@{ip} tar -xpf - -C /\n     ssh root@{ip} 'sudo -u {user} env CELLS_WORKING_DIR={wd} {bin} configure --yaml {install} && rm {install} && systemctl daemon-reload && systemctl enable --now cells'",
+            name = first.name,
+            ip = first.ip(),
+            install = paths::INSTALL_YML,
+        ),
+    ];
+    for n in &c.nodes[1..] {
+        steps.push(node_step(
+            n,
+            "Then",
+            "no install file: it reads the shared config",
+        ));
+    }
+    steps
+}
+
+/// A running cluster: the nodes that are new, or whose certificate was
+/// (re-)issued, get their bundle again; never `cells configure`.
+fn changed_nodes(decision: &Decision, ctx: &Context, c: &crate::cluster::Cluster) -> Vec<String> {
+    let issued = |n: &crate::cluster::Node| {
+        let (cert, _) = crate::render::node_paths(&n.name);
+        decision
+            .entries()
+            .any(|e| e.path == cert && e.action != crate::apply::Action::Unchanged)
+    };
+    c.nodes
+        .iter()
+        .filter_map(|n| {
+            let new = !ctx.previous_nodes.iter().any(|p| p == n.name.as_str());
+            match (new, issued(n)) {
+                (true, _) => Some(node_step(n, "New node", "create the Cells user there first, as for the others; it joins the shared config")),
+                (false, true) => Some(node_step(n, "Node", "its certificate was issued again: install the new bundle, or it keeps serving the old one")),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+fn node_step(n: &crate::cluster::Node, what: &str, why: &str) -> String {
+    format!(
+        "{what} {name} ({why}):\n     cellsctl node-bundle {name} | ssh root@{ip} tar -xpf - -C /\n     ssh root@{ip} 'systemctl daemon-reload && systemctl enable cells && systemctl restart cells'",
+        name = n.name,
+        ip = n.ip()
+    )
 }
 
 fn create_user(ctx: &Context) -> String {
