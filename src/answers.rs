@@ -42,6 +42,10 @@ macro_rules! string_newtype {
     };
 }
 
+// For the other answer modules (the cluster's).
+pub(crate) use string_newtype;
+pub(crate) use string_newtype_serde;
+
 /// For a number within bounds: `FromStr` (the error says what is
 /// accepted), `Display`, and the serde impls above.
 macro_rules! bounded_number {

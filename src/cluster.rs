@@ -4,27 +4,11 @@
 //! newtypes like every other answer: a node name, an address or a service
 //! URL that could break a unit file or the Caddyfile cannot be built.
 
-use crate::answers::{AbsPath, Host};
+use crate::answers::{string_newtype, string_newtype_serde, AbsPath, Host};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
-
-macro_rules! text_serde {
-    ($t:ty) => {
-        impl Serialize for $t {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_str(self)
-            }
-        }
-        impl<'de> Deserialize<'de> for $t {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let raw = String::deserialize(d)?;
-                raw.parse().map_err(serde::de::Error::custom)
-            }
-        }
-    };
-}
 
 /// A node's name: `[a-z][a-z0-9-]{0,30}`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -94,7 +78,7 @@ impl fmt::Display for Node {
     }
 }
 
-text_serde!(Node);
+string_newtype_serde!(Node);
 
 impl Node {
     pub fn ip(&self) -> IpAddr {
@@ -215,7 +199,7 @@ macro_rules! endpoint {
                 self.0.fmt(f)
             }
         }
-        text_serde!($t);
+        string_newtype_serde!($t);
     };
 }
 
@@ -292,17 +276,9 @@ impl FromStr for S3AccessKey {
     }
 }
 
-macro_rules! plain_text {
-    ($($t:ty),*) => {$(
-        impl fmt::Display for $t {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-        text_serde!($t);
-    )*};
-}
-plain_text!(NodeName, S3Endpoint, S3AccessKey);
+string_newtype!(NodeName);
+string_newtype!(S3Endpoint);
+string_newtype!(S3AccessKey);
 
 /// Where the secrets came from when they came from files: kept in the
 /// state (never their content) so `node-bundle` can read them again.

@@ -7,42 +7,10 @@ use crate::common::*;
 use std::process::Command;
 
 /// The tutorial's simple Caddyfile, as printed there.
-const SIMPLE: &str = "cells.example.com {
-
-  tls tls@example.com
-
-  reverse_proxy localhost:8080 {
-    # Use https with a self signed cert between Caddy and Cells
-    transport http {
-      tls
-      tls_insecure_skip_verify
-    }
-  }
-}
-";
+const SIMPLE: &str = include_str!("fixtures/tutorial-simple.Caddyfile");
 
 /// The tutorial's Caddyfile with Prometheus and `basicauth`, as printed there.
-const WITH_PROMETHEUS: &str = "https://cells.example.com {
-
-  tls tls@example.com
-
-  route /prometheus* {
-    reverse_proxy localhost:9090
-  }
-
-  basicauth /prometheus* {
-    sysadminUser JDJhJDE0JGZad2Y0VHF5OWtHb2NaV3BnMC9jak9jRTkzUi9pSnMxWUM0cmxMWVhJSFguaWtCYnYxdEZt
-  }
-
-  reverse_proxy localhost:8080 {
-    # Use https with a self signed cert between Caddy and Cells
-    transport http {
-      tls
-      tls_insecure_skip_verify
-    }
-  }
-}
-";
+const WITH_PROMETHEUS: &str = include_str!("fixtures/tutorial-prometheus.Caddyfile");
 
 /// A root holding a hand-made set-up, and a PATH whose only `caddy` is this one.
 fn hand_made(caddyfile: &str, caddy: &std::path::Path) -> (Deployment, tempfile::TempDir) {

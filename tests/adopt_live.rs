@@ -15,29 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The tutorial's Caddyfile with Prometheus, as printed there (the same text
-/// as `WITH_PROMETHEUS` in tests/adopt.rs).
-const TUTORIAL: &str = "https://cells.example.com {
-
-  tls tls@example.com
-
-  route /prometheus* {
-    reverse_proxy localhost:9090
-  }
-
-  basicauth /prometheus* {
-    sysadminUser JDJhJDE0JGZad2Y0VHF5OWtHb2NaV3BnMC9jak9jRTkzUi9pSnMxWUM0cmxMWVhJSFguaWtCYnYxdEZt
-  }
-
-  reverse_proxy localhost:8080 {
-    # Use https with a self signed cert between Caddy and Cells
-    transport http {
-      tls
-      tls_insecure_skip_verify
-    }
-  }
-}
-";
+/// The tutorial's Caddyfile with Prometheus, as printed there.
+const TUTORIAL: &str = include_str!("fixtures/tutorial-prometheus.Caddyfile");
 
 /// What `verify --url` can check on a set-up without cellsctl's state.
 const HAND_MADE_CHECKS: [&str; 7] = [

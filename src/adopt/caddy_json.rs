@@ -2077,43 +2077,11 @@ mod tests {
     use std::process::Command;
 
     /// Pydio's tutorial, the simple Caddyfile, verbatim.
-    const TUTORIAL_SIMPLE: &str = r#"cells.example.com {
-
-  tls tls@example.com
-
-  reverse_proxy localhost:8080 {
-    # Use https with a self signed cert between Caddy and Cells
-    transport http {
-      tls
-      tls_insecure_skip_verify
-    }
-  }
-}
-
-"#;
+    const TUTORIAL_SIMPLE: &str = include_str!("../../tests/fixtures/tutorial-simple.Caddyfile");
 
     /// Pydio's tutorial, the Caddyfile with Prometheus and `basicauth`, verbatim.
-    const TUTORIAL_PROMETHEUS: &str = r#"https://cells.example.com {
-
-  tls tls@example.com
-
-  route /prometheus* {
-    reverse_proxy localhost:9090
-  }
-
-  basicauth /prometheus* {
-    sysadminUser JDJhJDE0JGZad2Y0VHF5OWtHb2NaV3BnMC9jak9jRTkzUi9pSnMxWUM0cmxMWVhJSFguaWtCYnYxdEZt
-  }
-
-  reverse_proxy localhost:8080 {
-    # Use https with a self signed cert between Caddy and Cells
-    transport http {
-      tls
-      tls_insecure_skip_verify
-    }
-  }
-}
-"#;
+    const TUTORIAL_PROMETHEUS: &str =
+        include_str!("../../tests/fixtures/tutorial-prometheus.Caddyfile");
 
     /// `cellsctl init … --caddy-version 2.11.7 --upstream-tls skip-verify --prometheus --prometheus-user u --prometheus-password-hash '$2b$04$…'`, as rendered.
     const RENDERED_2_11_7: &str = r#"# Managed by cellsctl for Caddy 2.11.7. Change the answers and run
