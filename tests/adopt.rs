@@ -4,7 +4,6 @@
 //! refused, and `regenerate` working afterwards.
 
 use crate::common::*;
-use std::process::Command;
 
 /// The tutorial's simple Caddyfile, as printed there.
 const SIMPLE: &str = include_str!("fixtures/tutorial-simple.Caddyfile");
@@ -29,6 +28,18 @@ fn adopt(d: &Deployment, bin: &tempfile::TempDir, args: &[&str]) -> std::process
         .expect("run adopt")
 }
 
+/// `adopt` that succeeds: its stdout.
+fn adopt_ok(d: &Deployment, bin: &tempfile::TempDir, args: &[&str], what: &str) -> String {
+    let out = adopt(d, bin, args);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{what}: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 fn state(d: &Deployment) -> serde_yaml::Value {
     serde_yaml::from_str(&d.read("/etc/cellsctl/cellsctl.yaml")).expect("state parses")
 }
@@ -42,44 +53,12 @@ fn backups(d: &Deployment) -> Vec<std::path::PathBuf> {
         .collect()
 }
 
-/// `caddy validate` of the adopted Caddyfile: no error, no warning.
-fn validates(d: &Deployment, caddy: &std::path::Path, version: &str) {
-    let file = d.root().join("Caddyfile.test");
-    std::fs::write(&file, caddyfile_below_root(d)).expect("write");
-    let xdg = tempfile::tempdir().expect("xdg");
-    let out = Command::new(caddy)
-        .args(["validate", "--adapter", "caddyfile", "--config"])
-        .arg(&file)
-        .env("XDG_DATA_HOME", xdg.path())
-        .env("XDG_CONFIG_HOME", xdg.path())
-        .env("HOME", xdg.path())
-        .output()
-        .expect("caddy validate");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "Caddy {version}: {stderr}");
-    let warnings: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.contains("\"level\":\"warn"))
-        .collect();
-    assert!(
-        warnings.is_empty(),
-        "Caddy {version} warns:\n{}",
-        warnings.join("\n")
-    );
-}
-
 #[test]
 fn the_tutorials_caddyfiles_are_adopted() {
     for (version, caddy) in caddy_binaries() {
         // The simple one, no cells.service: the bind comes from the dial address.
         let (d, bin) = hand_made(SIMPLE, &caddy);
-        let out = adopt(&d, &bin, &[]);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "Caddy {version}: {}\n{stdout}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let stdout = adopt_ok(&d, &bin, &[], &format!("Caddy {version}"));
         let s = state(&d);
         let a = &s["answers"];
         assert_eq!(
@@ -104,7 +83,7 @@ fn the_tutorials_caddyfiles_are_adopted() {
             stdout.contains("--external-url") && stdout.contains("<- /etc/caddy/Caddyfile"),
             "{stdout}"
         );
-        validates(&d, &caddy, version);
+        assert_validates_without_warnings(&d, &caddy, version);
         // From now on it is a managed root.
         let out = d
             .cmd(
@@ -136,13 +115,7 @@ fn the_tutorials_caddyfiles_are_adopted() {
             "[Unit]\nDescription=Pydio Cells\n[Service]\nUser=pydio\nGroup=pydio\nWorkingDirectory=/home/pydio\nExecStart=/opt/pydio/bin/cells start\nEnvironment=CELLS_WORKING_DIR=/var/cells\nEnvironment=CELLS_SITE_BIND=0.0.0.0:8080\n[Install]\nWantedBy=multi-user.target\n",
         )
         .expect("write unit");
-        let out = adopt(&d, &bin, &[]);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "Caddy {version}: {}\n{stdout}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let stdout = adopt_ok(&d, &bin, &[], &format!("Caddy {version}"));
         let s = state(&d);
         let a = &s["answers"];
         assert_eq!(a["bind"].as_str(), Some("0.0.0.0:8080"), "{version}");
@@ -169,7 +142,7 @@ fn the_tutorials_caddyfiles_are_adopted() {
                     .starts_with("cells.service.cellsctl-bak.")),
             "the hand-made unit is kept as a backup"
         );
-        validates(&d, &caddy, version);
+        assert_validates_without_warnings(&d, &caddy, version);
     }
 }
 

@@ -292,28 +292,7 @@ fn the_proxy_host_gets_the_pool_and_no_cells() {
     }
     for (version, caddy) in caddies {
         let d = init_cluster(version);
-        let file = d.root().join("Caddyfile.test");
-        std::fs::write(&file, caddyfile_below_root(&d)).expect("write");
-        let xdg = tempfile::tempdir().expect("xdg");
-        let out = Command::new(&caddy)
-            .args(["validate", "--adapter", "caddyfile", "--config"])
-            .arg(&file)
-            .env("XDG_DATA_HOME", xdg.path())
-            .env("XDG_CONFIG_HOME", xdg.path())
-            .env("HOME", xdg.path())
-            .output()
-            .expect("caddy validate");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "Caddy {version}: {stderr}");
-        let warnings: Vec<&str> = stderr
-            .lines()
-            .filter(|l| l.contains("\"level\":\"warn"))
-            .collect();
-        assert!(
-            warnings.is_empty(),
-            "Caddy {version} warns:\n{}",
-            warnings.join("\n")
-        );
+        assert_validates_without_warnings(&d, &caddy, version);
         let fmt = Command::new(&caddy)
             .arg("fmt")
             .arg(d.path("/etc/caddy/Caddyfile"))

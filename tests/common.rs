@@ -382,3 +382,30 @@ pub fn with_secrets(cmd: &mut assert_cmd::Command) -> &mut assert_cmd::Command {
         .env("CELLSCTL_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("CELLSCTL_DB_PASSWORD", DB_PASSWORD)
 }
+
+/// `caddy validate` of the rendered Caddyfile (paths below the root): it
+/// passes, and this Caddy prints no warning.
+pub fn assert_validates_without_warnings(d: &Deployment, caddy: &Path, version: &str) {
+    let file = d.root().join("Caddyfile.test");
+    std::fs::write(&file, caddyfile_below_root(d)).expect("write");
+    let xdg = tempfile::tempdir().expect("xdg");
+    let out = std::process::Command::new(caddy)
+        .args(["validate", "--adapter", "caddyfile", "--config"])
+        .arg(&file)
+        .env("XDG_DATA_HOME", xdg.path())
+        .env("XDG_CONFIG_HOME", xdg.path())
+        .env("HOME", xdg.path())
+        .output()
+        .expect("caddy validate");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "Caddy {version}: {stderr}");
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("\"level\":\"warn"))
+        .collect();
+    assert!(
+        warnings.is_empty(),
+        "Caddy {version} warns:\n{}",
+        warnings.join("\n")
+    );
+}
